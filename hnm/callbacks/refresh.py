@@ -1,0 +1,80 @@
+"""Refresh model-dependent state (clusters, mined negatives) with the current encoder."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import lightning as L
+
+from hnm.encoders.embed import embed_fn
+from hnm.types import BatchSampler, Miner
+
+log = logging.getLogger(__name__)
+
+
+def _embedders(module: Any, batch_size: int, progress: bool):
+    doc_model = getattr(module, "doc_encoder", None) or module.encoder
+    return (embed_fn(module.encoder, batch_size, progress=progress),
+            embed_fn(doc_model, batch_size, progress=progress))
+
+
+def _log(trainer: L.Trainer, prefix: str, stats: dict[str, float], step: int) -> None:
+    metrics = {f"{prefix}/{k}": float(v) for k, v in stats.items()
+               if isinstance(v, (int, float))}
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=step)
+
+
+class SamplerRefresh(L.Callback):
+    """At each epoch start, asks the batch sampler whether to re-cluster, and does it.
+
+    The time spent is logged as ``sampler/refresh_s`` and added to the module's
+    ``timings["refresh_s"]``, separately from training-step time.
+    """
+
+    def __init__(self, sampler: BatchSampler, batch_size: int = 64, progress: bool = True):
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        self.sampler.set_epoch(epoch)
+        if not self.sampler.needs_refresh(epoch):
+            return
+        t0 = time.perf_counter()
+        eq, ed = _embedders(pl_module, self.batch_size, self.progress and trainer.is_global_zero)
+        stats = dict(self.sampler.refresh(eq, ed) or {})
+        dt = time.perf_counter() - t0
+        stats["refresh_s"] = dt
+        if hasattr(pl_module, "timings"):
+            pl_module.timings["refresh_s"] += dt
+        log.info("sampler refresh at epoch %d: %s", epoch,
+                 ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if isinstance(v, float)))
+        _log(trainer, "sampler", stats, trainer.global_step)
+
+
+class MinerRefresh(L.Callback):
+    """Before each training step, asks the miner whether to re-mine, and does it (ANCE)."""
+
+    def __init__(self, miner: Miner, batch_size: int = 64, progress: bool = True):
+        self.miner = miner
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if not self.miner.needs_refresh(step):
+            return
+        t0 = time.perf_counter()
+        eq, ed = _embedders(pl_module, self.batch_size, self.progress and trainer.is_global_zero)
+        stats = dict(self.miner.refresh(eq, ed) or {})
+        dt = time.perf_counter() - t0
+        stats["refresh_s"] = dt
+        if hasattr(pl_module, "timings"):
+            pl_module.timings["refresh_s"] += dt
+        log.info("miner refresh at step %d took %.1fs", step, dt)
+        _log(trainer, "miner", stats, step)

@@ -1,0 +1,69 @@
+"""``hnm <subcommand> [hydra overrides]``: pops the subcommand and runs its Hydra entry point."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+SUBCOMMANDS = {
+    "train": ("hnm.entry:train_main", "train a retriever (default config: conf/train.yaml)"),
+    "eval": ("hnm.entry:eval_main", "evaluate a run folder or model on one or more datasets"),
+    "mine": ("hnm.entry:mine_main", "mine hard negatives for the training queries to a file"),
+    "compare": ("hnm.entry:compare_main", "compare runs/sweeps: grouped table, tests, plots"),
+    "data": ("hnm.entry:data_main", "dataset utilities: `hnm data check` (leakage report)"),
+}
+
+
+def config_dir() -> str:
+    """The config folder: ``hnm/conf`` inside an installed wheel, or the checkout's ``conf/``."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "conf", here.parent / "conf"):
+        if (cand / "train.yaml").is_file():
+            return str(cand)
+    raise SystemExit("hnm: cannot find the config folder (conf/train.yaml); reinstall hnm")
+
+
+def usage() -> str:
+    lines = ["usage: hnm <subcommand> [overrides…] [-m] [--cfg job] [--help]", "", "subcommands:"]
+    lines += [f"  {name:<8} {desc}" for name, (_, desc) in SUBCOMMANDS.items()]
+    lines += ["", "examples:", "  hnm train +sampler=ngame",
+              "  hnm train -m +sampler=ngame seed=1,2,3", "  hnm train experiment=smoke"]
+    return "\n".join(lines)
+
+
+def _load(target: str) -> Callable[[], None]:
+    import importlib
+
+    mod, fn = target.split(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return
+    if argv[0] in ("-V", "--version"):
+        from hnm import __version__
+
+        print(f"hnm {__version__}")
+        return
+    sub = argv.pop(0)
+    if sub not in SUBCOMMANDS:
+        print(f"hnm: unknown subcommand {sub!r}; expected one of: {', '.join(SUBCOMMANDS)}\n",
+              file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        raise SystemExit(2)
+    sys.argv = [f"hnm {sub}", *argv]
+    _load(SUBCOMMANDS[sub][0])()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

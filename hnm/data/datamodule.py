@@ -1,0 +1,69 @@
+"""LightningDataModule: training pairs batched by a (possibly model-aware) batch sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hnm.data.dataset import TrainPairs
+from hnm.types import BatchSampler
+
+
+class _PairIndex(Dataset):
+    def __init__(self, pairs: TrainPairs) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class PairCollator:
+    """Turns a list of pair indices into a batch dict of ids and texts."""
+
+    def __init__(self, pairs: TrainPairs) -> None:
+        self.pairs = pairs
+
+    def __call__(self, idx: list[int]) -> dict[str, Any]:
+        p = self.pairs
+        return {
+            "idx": torch.tensor(idx, dtype=torch.long),
+            "qids": [p.qids[i] for i in idx],
+            "pos_ids": [p.pos_ids[i] for i in idx],
+            "queries": [p.query(i) for i in idx],
+            "positives": [p.positive(i) for i in idx],
+        }
+
+
+class RetrievalDataModule(L.LightningDataModule):
+    """Serves training batches composed by ``sampler``.
+
+    Args:
+        pairs: training pairs.
+        batch_size: queries per batch (per device).
+        sampler: a factory ``(pairs=, batch_size=, seed=, drop_last=) -> BatchSampler``; the
+            random shuffle when None.
+        seed: seed of the sampler's randomness (with the epoch).
+    """
+
+    def __init__(self, pairs: TrainPairs, batch_size: int,
+                 sampler: Callable[..., BatchSampler] | None = None, seed: int = 0,
+                 drop_last: bool = False, num_workers: int = 0) -> None:
+        super().__init__()
+        from hnm.samplers.random import RandomBatchSampler
+
+        factory = sampler or RandomBatchSampler
+        self.pairs = pairs
+        self.batch_sampler: BatchSampler = factory(pairs=pairs, batch_size=batch_size,
+                                                   seed=seed, drop_last=drop_last)
+        self.num_workers = num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_PairIndex(self.pairs), batch_sampler=self.batch_sampler,  # type: ignore[arg-type]
+                          collate_fn=PairCollator(self.pairs), num_workers=self.num_workers)

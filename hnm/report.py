@@ -1,0 +1,48 @@
+"""Readable terminal tables: before/after metrics of a run, and a sweep's runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+
+
+def before_after_table(metrics: Mapping[str, float], dataset: str,
+                       before: str = "zero_shot", after: str = "test") -> Table:
+    """Rows = metrics; columns = before, after, delta."""
+    table = Table(title=f"{dataset}: {before} vs {after}")
+    table.add_column("metric")
+    table.add_column(before, justify="right")
+    table.add_column(after, justify="right")
+    table.add_column("delta", justify="right")
+    for m in METRICS:
+        b = metrics.get(f"{before}/{dataset}/{m}")
+        a = metrics.get(f"{after}/{dataset}/{m}")
+        delta = f"{a - b:+.4f}" if a is not None and b is not None else "-"
+        table.add_row(m, _fmt(b), _fmt(a), delta)
+    return table
+
+
+def runs_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
+               title: str = "runs") -> Table:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, justify="left" if c in ("run", "overrides") else "right")
+    for r in rows:
+        table.add_row(*[_fmt(r.get(c)) for c in columns])
+    return table
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def print_table(table: Table) -> None:
+    Console(soft_wrap=True).print(table)

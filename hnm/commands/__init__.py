@@ -1,0 +1,1 @@
+"""Task functions of the subcommands other than ``train`` (each takes the composed config)."""

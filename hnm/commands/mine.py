@@ -1,0 +1,79 @@
+"""``hnm mine``: mine negatives for every training query and write them to a file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from hnm.data.dataset import TrainPairs
+from hnm.logging_setup import build_loggers, resolved
+from hnm.miners.io import meta_path, write_negatives
+from hnm.runinfo import claim, run_dir, sweep_info
+
+log = logging.getLogger(__name__)
+
+
+def output_path(cfg: DictConfig) -> Path:
+    """``output=PATH`` or ``<run folder>/negatives.jsonl``."""
+    given = cfg.get("output")
+    return Path(str(given)).expanduser() if given else run_dir() / "negatives.jsonl"
+
+
+def mine(cfg: DictConfig) -> Path:
+    """Mine with ``cfg.miner`` over the training pairs of ``cfg.data`` (respecting
+    ``data.max_train_pairs``) and write one record per training query plus a
+    ``<file>.meta.json`` sidecar. Refuses to overwrite either file.
+
+    Returns:
+        The path of the negatives file.
+    """
+    from hnm.encoders.embed import embed_fn
+    from hnm.train import load_data
+
+    t_start = time.perf_counter()
+    out = output_path(cfg)
+    claim(out, "a negatives file")
+    claim(meta_path(out), "a negatives metadata file")
+    data = load_data(cfg)
+    pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
+    miner = instantiate(cfg.miner)
+    log.info("mining %s for %d training queries of %s (%d documents)", type(miner).__name__,
+             len(set(pairs.qids)), data.name, len(data.corpus))
+    if getattr(miner, "uses_encoder", True):
+        embed = embed_fn(instantiate(cfg.encoder), int(cfg.eval.batch_size))
+    else:
+        embed = _no_encoder
+    stats = miner.mine(data, pairs, embed, embed) or {}
+    meta = {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "dataset": data.name, "train_split": cfg.data.train_split,
+        "max_train_pairs": cfg.data.max_train_pairs, "seed": cfg.seed,
+        "miner": type(miner).__name__, "settings": miner.settings(),
+        "miner_config": _container(cfg.miner),
+        "encoder": (_container(cfg.encoder) if getattr(miner, "uses_encoder", True)
+                    and getattr(miner, "encoder", None) is None else None),
+        "telemetry": stats,
+    }
+    n = write_negatives(out, miner.records(), meta)
+    stats = {**stats, "time_mine_total_s": time.perf_counter() - t_start}
+    group, name = sweep_info()
+    for logger in build_loggers(cfg.get("logger"), str(run_dir()), group, name, resolved(cfg)):
+        logger.log_metrics({f"mine/{k}": float(v) for k, v in stats.items()}, step=0)
+        logger.finalize("success")
+    print(f"wrote {n} queries' negatives to {out}\n"
+          f"train on them with: hnm train +miner=from_file miner.path={out}")
+    return out
+
+
+def _container(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _no_encoder(texts: Any) -> Any:  # pragma: no cover - lexical and file miners never call it
+    raise RuntimeError("this miner does not use the encoder")

@@ -1,0 +1,333 @@
+"""The shared mining core: candidates -> filters -> per-query pool -> per-step negatives.
+
+A concrete miner only says how to rank corpus documents for the unique training queries
+(:meth:`MinerBase.candidates`, dense kNN by default); the base class excludes known
+positives, applies the rank window and score filters (:mod:`hnm.miners.filters`), keeps each
+query's pool of surviving candidates, reports telemetry, and hands out exactly
+``num_negatives`` negatives per training pair at every step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from hnm.data.dataset import RetrievalData, TrainPairs
+from hnm.errors import ConfigError, DataError, check_choice
+from hnm.miners.filters import Pool, select
+from hnm.miners.telemetry import mining_telemetry, print_telemetry
+from hnm.types import EmbedFn
+
+log = logging.getLogger(__name__)
+
+SamplingStrategy = Literal["top", "random"]
+SAMPLING: tuple[str, ...] = ("top", "random")
+
+
+@dataclass
+class Candidates:
+    """Ranked candidates of the unique training queries, as returned by a miner's search.
+
+    Attributes:
+        idx: (nq, k) int64 corpus rows (index into ``MinerBase.doc_ids``) by descending score;
+            -1 marks a missing slot (approximate search, or a ragged list from a file).
+        scores: (nq, k) float32 scores aligned with ``idx`` (-inf or NaN where missing).
+        pos_scores: (m,) float32 score of every known positive, aligned with
+            ``MinerBase.pos_q`` / ``MinerBase.pos_d`` (NaN where unknown).
+        timings: seconds spent, e.g. ``{"encode_s": …, "search_s": …}``.
+    """
+
+    idx: np.ndarray
+    scores: np.ndarray
+    pos_scores: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class MinerBase:
+    """Base class of the explicit-negative miners (satisfies :class:`hnm.types.Miner`).
+
+    Mining runs once per *unique* training query. For each query the candidates are, in rank
+    order: every known positive (``pairs.positives[qid]`` and the pairs' own positives) is
+    removed; the rank window ``[range_min, range_max)`` of the remaining list is kept; then
+    ``absolute_margin``, ``relative_margin``, ``max_score`` and ``min_score`` drop candidates
+    (NV-Retriever's TopK-MarginPos / TopK-PercPos, Moreira et al. 2024). What survives is the
+    query's *pool*. Knob names follow sentence-transformers' ``util.mine_hard_negatives``; it
+    departs from it in one place: the rank window is cut before the score filters (there,
+    ``range_min`` skips the first survivors of the filters), so ``range_min=10`` means "ranks
+    10 and below of the non-positive list" whatever the margins drop.
+
+    At every training step :meth:`negatives` returns exactly ``num_negatives`` ids per pair:
+
+    - ``sampling_strategy=top``: the pool is the ``num_negatives`` best survivors, the same in
+      every epoch (the hardest negatives);
+    - ``sampling_strategy=random``: the pool is every survivor of the window, and each epoch
+      draws ``num_negatives`` of them without replacement, seeded by ``(seed, epoch, pair)``,
+      so repeated epochs see different negatives (listed in rank order).
+
+    A pair whose pool is shorter is padded with random corpus documents that are not known
+    positives of its query (seeded by ``(seed, epoch, pair)``); the number of short queries is
+    reported by the telemetry.
+
+    Args:
+        num_negatives: negatives per training pair (k).
+        range_min: skip the ``range_min`` best non-positive candidates (likely false negatives).
+        range_max: consider candidates up to this rank; ``None`` = ``range_min + 10·k``.
+        sampling_strategy: ``top`` or ``random`` (see above).
+        absolute_margin: drop a candidate scoring above ``pos_score - absolute_margin``.
+        relative_margin: drop a candidate scoring above ``pos_score - |pos_score|·relative_margin``
+            (equal to ``pos_score·(1 - relative_margin)`` for the usual positive scores).
+        max_score, min_score: drop candidates scoring above / below these.
+        teacher_scores: return the miner's scores ``(B, 1+k)`` (positive first; NaN for padded
+            documents) for distillation losses such as MarginMSE.
+        index: ``flat`` (exact), ``ivf`` or ``hnsw`` (approximate), see :class:`~hnm.index.DocIndex`.
+        backend, device, query_chunk: passed to :class:`~hnm.index.DocIndex`.
+        seed: the seed of all sampling (with the epoch and the pair index).
+        verbose: print the telemetry table after mining.
+
+    ``pos_score`` is the lowest score among the query's known positives (the safe choice when a
+    query has several, as in sentence-transformers).
+    """
+
+    uses_encoder: bool = True  # False: `hnm mine` need not load the encoder
+    keep_index: bool = False  # True: keep ``self.index`` (the corpus DocIndex) after mining
+
+    def __init__(self, num_negatives: int = 5, range_min: int = 0, range_max: int | None = 50,
+                 sampling_strategy: SamplingStrategy = "random",
+                 absolute_margin: float | None = None, relative_margin: float | None = None,
+                 max_score: float | None = None, min_score: float | None = None,
+                 teacher_scores: bool = False, index: str = "flat", backend: str = "auto",
+                 device: str | None = None, query_chunk: int = 4096, seed: int = 0,
+                 verbose: bool = True) -> None:
+        check_choice("sampling_strategy", sampling_strategy, SAMPLING)
+        if int(num_negatives) < 1:
+            raise ConfigError(f"miner.num_negatives must be >= 1; got {num_negatives}")
+        if int(range_min) < 0:
+            raise ConfigError(f"miner.range_min must be >= 0; got {range_min}")
+        if range_max is not None and int(range_max) <= int(range_min):
+            raise ConfigError(f"miner.range_max ({range_max}) must be greater than "
+                              f"miner.range_min ({range_min})")
+        self.num_negatives = int(num_negatives)
+        self.range_min = int(range_min)
+        self.range_max = int(range_max) if range_max is not None else None
+        self.sampling_strategy = sampling_strategy
+        self.absolute_margin, self.relative_margin = absolute_margin, relative_margin
+        self.max_score, self.min_score = max_score, min_score
+        self.teacher_scores = bool(teacher_scores)
+        self.index_kind, self.backend, self.device = index, backend, device
+        self.query_chunk, self.seed, self.verbose = int(query_chunk), int(seed), verbose
+        self.index: Any = None
+        self.pool: Pool | None = None
+        self.last_stats: dict[str, float] = {}
+
+    # -- setup ------------------------------------------------------------------------------
+    def setup(self, data: RetrievalData, pairs: TrainPairs) -> None:
+        """Index the corpus ids, the unique queries and every known positive."""
+        self.data, self.pairs = data, pairs
+        self.doc_ids: list[str] = list(data.corpus)
+        self.doc_row: dict[str, int] = {d: i for i, d in enumerate(self.doc_ids)}
+        self.qids: list[str] = list(dict.fromkeys(pairs.qids))
+        qrow = {q: i for i, q in enumerate(self.qids)}
+        self.pair_qrow = np.array([qrow[q] for q in pairs.qids], dtype=np.int64)
+        known: list[set[str]] = [set(pairs.positives.get(q, ())) for q in self.qids]
+        for q, d in zip(pairs.qids, pairs.pos_ids):
+            known[qrow[q]].add(d)
+        pq, pd = [], []
+        for r, docs in enumerate(known):
+            rows = sorted(self.doc_row[d] for d in docs if d in self.doc_row)
+            pq += [r] * len(rows)
+            pd += rows
+        self.pos_q = np.asarray(pq, dtype=np.int64)  # (m,) query row of each known positive
+        self.pos_d = np.asarray(pd, dtype=np.int64)  # (m,) its corpus row
+        self._pos_slot = {(int(q), int(d)): i for i, (q, d) in enumerate(zip(pq, pd))}
+        self.max_positives = int(np.bincount(self.pos_q, minlength=1).max()) if pq else 0
+
+    @property
+    def search_k(self) -> int:
+        """Candidates to retrieve per query: the rank window plus room for the positives."""
+        rmax = self.range_max if self.range_max is not None else \
+            self.range_min + 10 * self.num_negatives
+        return max(1, min(rmax + self.max_positives, len(self.doc_ids)))
+
+    # -- the Miner protocol -----------------------------------------------------------------
+    def mine(self, data: RetrievalData, pairs: TrainPairs, embed_queries: EmbedFn,
+             embed_docs: EmbedFn) -> dict[str, float]:
+        """Mine every unique training query once; returns the telemetry (logged as mine/*)."""
+        self.setup(data, pairs)
+        return self.run(embed_queries, embed_docs, "mine")
+
+    def needs_refresh(self, step: int) -> bool:
+        return False
+
+    def refresh(self, embed_queries: EmbedFn, embed_docs: EmbedFn) -> dict[str, float]:
+        """Re-mine with the given (current) encoder."""
+        return self.run(embed_queries, embed_docs, "refresh")
+
+    def run(self, embed_queries: EmbedFn, embed_docs: EmbedFn, stage: str) -> dict[str, float]:
+        """Search, filter, keep the pools and report; shared by :meth:`mine` and
+        :meth:`refresh`."""
+        t0 = time.perf_counter()
+        cands = self.candidates(embed_queries, embed_docs, self.search_k)
+        t1 = time.perf_counter()
+        self.pool, removed = self.filter(cands)
+        self.pos_scores = cands.pos_scores
+        timings = dict(cands.timings)
+        timings["filter_s"] = time.perf_counter() - t1
+        timings["total_s"] = time.perf_counter() - t0
+        self.last_stats = mining_telemetry(self.pool, self.query_pos_score(), removed,
+                                           self.num_negatives, self.mined_quota(), timings)
+        if self.verbose:
+            print_telemetry(self.last_stats, f"{type(self).__name__} {stage}")
+        return self.last_stats
+
+    def filter(self, cands: Candidates) -> tuple[Pool, dict[str, int]]:
+        """Apply positive exclusion, the rank window and the score filters to candidates."""
+        limit = self.mined_quota() if self.sampling_strategy == "top" else None
+        return select(cands.idx, cands.scores, self.positive_mask(cands.idx),
+                      self.query_pos_score(cands.pos_scores), self.range_min, self.range_max,
+                      self.absolute_margin, self.relative_margin, self.max_score,
+                      self.min_score, limit)
+
+    def positive_mask(self, idx: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n, k) bool: ``idx[i, j]`` is a known positive of query row ``rows[i]``
+        (default: all query rows in order)."""
+        rows = np.arange(len(idx)) if rows is None else np.asarray(rows)
+        n = max(len(self.doc_ids), 1)
+        keys = rows[:, None].astype(np.int64) * n + idx
+        return np.isin(keys, self.pos_q * n + self.pos_d) & (idx >= 0)
+
+    def positive_slots(self, q: int) -> slice:
+        """Where query row ``q``'s known positives sit in ``pos_q`` / ``pos_d`` (sorted)."""
+        lo, hi = np.searchsorted(self.pos_q, [q, q + 1])
+        return slice(int(lo), int(hi))
+
+    def query_pos_score(self, pos_scores: np.ndarray | None = None) -> np.ndarray:
+        """(nq,) lowest known-positive score per query (NaN without a scored positive)."""
+        flat = self.pos_scores if pos_scores is None else pos_scores
+        out = np.full(len(self.qids), np.inf, dtype=np.float64)
+        np.fmin.at(out, self.pos_q, np.asarray(flat, dtype=np.float64))
+        out[np.isinf(out)] = np.nan
+        return out.astype(np.float32)
+
+    # -- searching --------------------------------------------------------------------------
+    def candidates(self, embed_queries: EmbedFn, embed_docs: EmbedFn, k: int) -> Candidates:
+        """Top-``k`` corpus documents of each unique query; dense kNN by default."""
+        t0 = time.perf_counter()
+        q_emb = embed_queries([self.data.queries[q] for q in self.qids])
+        d_emb = embed_docs([self.data.doc_text(d) for d in self.doc_ids])
+        cands = self.dense_candidates(q_emb, d_emb, k)
+        cands.timings["encode_s"] = time.perf_counter() - t0 - cands.timings["search_s"]
+        return cands
+
+    def dense_candidates(self, q_emb: np.ndarray, d_emb: np.ndarray, k: int) -> Candidates:
+        """Inner-product top-``k`` over a :class:`~hnm.index.DocIndex` (chunked, never the
+        full query × corpus matrix) and the scores of every known positive."""
+        from hnm.index import DocIndex
+
+        t0 = time.perf_counter()
+        index = DocIndex(d_emb, backend=self.backend, index=self.index_kind,  # type: ignore[arg-type]
+                         device=self.device, query_chunk=self.query_chunk, seed=self.seed)
+        scores, idx = index.search(q_emb, k)
+        self.index = index if self.keep_index else None
+        pos = np.einsum("ij,ij->i", q_emb[self.pos_q], d_emb[self.pos_d]).astype(np.float32)
+        return Candidates(idx, scores, pos, {"search_s": time.perf_counter() - t0})
+
+    # -- per-step negatives -----------------------------------------------------------------
+    def mined_quota(self) -> int:
+        """How many of each pair's negatives come from the pool (the rest are random)."""
+        return self.num_negatives
+
+    def negatives(self, pair_idx: Sequence[int], epoch: int, step: int
+                  ) -> tuple[list[list[str]], np.ndarray | None]:
+        """``num_negatives`` document ids per pair, and optional teacher scores (B, 1+k)."""
+        if self.pool is None:
+            raise RuntimeError(f"{type(self).__name__}.negatives() called before mine()")
+        ids, teacher = [], []
+        for p in pair_idx:
+            rows, scores = self.pair_negatives(int(p), epoch)
+            ids.append([self.doc_ids[r] for r in rows])
+            teacher.append(scores)
+        if not self.teacher_scores:
+            return ids, None
+        pos = np.array([self.pair_pos_score(int(p)) for p in pair_idx], dtype=np.float32)
+        return ids, np.concatenate([pos[:, None], np.asarray(teacher, np.float32)], axis=1)
+
+    def pair_negatives(self, pair: int, epoch: int) -> tuple[list[int], list[float]]:
+        """Corpus rows and scores of one pair's negatives in ``epoch`` (deterministic)."""
+        assert self.pool is not None
+        q = int(self.pair_qrow[pair])
+        count, quota = int(self.pool.count[q]), self.mined_quota()
+        take = np.arange(count)
+        if count > quota:
+            rng = np.random.default_rng((self.seed, epoch, pair, 0))
+            take = np.sort(rng.choice(count, size=quota, replace=False))
+        rows = [int(r) for r in self.pool.idx[q, take]]
+        scores = [float(s) for s in self.pool.scores[q, take]]
+        missing = self.num_negatives - len(rows)
+        if missing > 0:
+            rows += self.random_docs(pair, epoch, missing, set(rows))
+            scores += [float("nan")] * missing
+        return rows, scores
+
+    def random_docs(self, pair: int, epoch: int, n: int, exclude: set[int]) -> list[int]:
+        """``n`` distinct random corpus rows that are neither known positives of the pair's
+        query nor in ``exclude``; seeded by ``(seed, epoch, pair)``. Repeats only when the
+        corpus has too few other documents."""
+        q = int(self.pair_qrow[pair])
+        banned = set(exclude) | {int(d) for d in self.pos_d[self.positive_slots(q)]}
+        allowed = len(self.doc_ids) - len(banned)
+        rng = np.random.default_rng((self.seed, epoch, pair, 1))
+        if allowed < n:
+            pool = [i for i in range(len(self.doc_ids)) if i not in banned] or \
+                [i for i in range(len(self.doc_ids)) if i not in banned - set(exclude)]
+            if not pool:
+                raise DataError(f"query {self.qids[q]!r}: every corpus document is a known "
+                                "positive, so no negative can be drawn for it")
+            return [int(x) for x in rng.choice(pool, size=n, replace=len(pool) < n)]
+        out: list[int] = []
+        while len(out) < n:
+            for x in rng.integers(0, len(self.doc_ids), size=2 * n + 8):
+                if int(x) not in banned:
+                    banned.add(int(x))
+                    out.append(int(x))
+                    if len(out) == n:
+                        break
+        return out
+
+    def pair_pos_score(self, pair: int) -> float:
+        """The miner's score of the pair's own positive (NaN if unknown)."""
+        slot = self._pos_slot.get((int(self.pair_qrow[pair]),
+                                   self.doc_row.get(self.pairs.pos_ids[pair], -1)))
+        return float(self.pos_scores[slot]) if slot is not None else float("nan")
+
+    # -- export -----------------------------------------------------------------------------
+    def records(self) -> Iterator[dict[str, Any]]:
+        """One record per unique query: its positives and its pool, with scores (``hnm mine``)."""
+        assert self.pool is not None
+        for q, qid in enumerate(self.qids):
+            sl = self.positive_slots(q)
+            slots = range(sl.start, sl.stop)
+            n = int(self.pool.count[q])
+            yield {
+                "qid": qid,
+                "pos_ids": [self.doc_ids[int(self.pos_d[s])] for s in slots],
+                "pos_scores": [_num(self.pos_scores[s]) for s in slots],
+                "neg_ids": [self.doc_ids[int(r)] for r in self.pool.idx[q, :n]],
+                "neg_scores": [_num(s) for s in self.pool.scores[q, :n]],
+            }
+
+    def settings(self) -> dict[str, Any]:
+        """The miner's knobs, for the negatives file's metadata."""
+        skip = {"index", "pool", "last_stats", "data", "pairs", "doc_ids", "doc_row", "qids",
+                "pair_qrow", "pos_q", "pos_d", "pos_scores"}
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k not in skip
+                and isinstance(v, (int, float, str, bool, type(None)))}
+
+
+def _num(x: Any) -> float | None:
+    v = float(x)
+    return None if not np.isfinite(v) else round(v, 6)

@@ -1,0 +1,114 @@
+"""GISTEmbed: a frozen guide model masks in-batch negatives it rates above the positive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from sentence_transformers import SentenceTransformer
+from torch import Tensor
+
+from hnm.encoders.embed import encode_with_grad
+from hnm.modules.context import ScoreContext
+
+MarginStrategy = Literal["absolute", "relative"]
+MARGIN_STRATEGIES = ("absolute", "relative")
+
+
+class GISTFilter:
+    """Guided in-sample selection of negatives (GISTEmbed).
+
+    A frozen guide model embeds the batch's queries and candidate texts (no gradient) and scores
+    every (query, candidate) pair by cosine similarity ``g``. Candidate ``j`` is masked for query
+    ``i`` (it stops being a negative) when the guide rates it at least as high as the query's own
+    positive, less a margin:
+
+    * ``absolute``: ``g[i, j] >= g[i, pos_i] - margin``
+    * ``relative``: ``g[i, j] >= g[i, pos_i] - |g[i, pos_i]| * margin``
+
+    (sentence-transformers' ``GISTEmbedLoss`` ``margin_strategy``). Candidates without text
+    (synthetic, or shared extras stored without text) are never masked; the label column is
+    never masked.
+
+    Shapes: ``ctx.queries`` (B), ``ctx.doc_texts`` (N) -> updates ``ctx.mask`` (B, N).
+    Telemetry: ``gist_masked_frac`` (newly masked / (B·(N-1))), ``gist_guide_pos`` (mean guide
+    score of the positives).
+
+    Args:
+        guide: a SentenceTransformer; frozen here (``requires_grad_(False)``, eval mode) and moved
+            to the embeddings' device on first use. ``guide: ${encoder}`` in the YAML gives a
+            fresh copy of the run's starting encoder; any stronger model works better.
+        margin: margin of the filter (0 = mask what the guide ranks at or above the positive).
+        margin_strategy: ``absolute`` | ``relative``.
+        batch_size: texts per guide forward pass.
+
+    Reference: Solatorio, "GISTEmbed: Guided In-sample Selection of Training Negatives for Text
+    Embedding Fine-tuning" (2024). Departures: the paper (and sentence-transformers) use a strict
+    ``>``; ties are masked here, and identical texts are embedded once, so an exact duplicate of
+    the positive is never a negative even at margin 0. Only query->document pairs are filtered
+    (the paper also filters query-query and positive-positive terms of its symmetric loss).
+    Texts are embedded once per distinct string. Recommended with large in-batch candidate sets
+    (``ngame``, gathered multi-GPU batches) where false negatives are frequent; place it before
+    ``queue``/``prebatch`` to guard only the batch, after them to guard their texts too.
+    """
+
+    def __init__(self, guide: SentenceTransformer, margin: float = 0.0,
+                 margin_strategy: MarginStrategy = "absolute", batch_size: int = 64) -> None:
+        if margin_strategy not in MARGIN_STRATEGIES:
+            raise ValueError(f"negatives.gist.margin_strategy={margin_strategy!r}: "
+                             f"choose one of {', '.join(MARGIN_STRATEGIES)}")
+        if margin < 0:
+            raise ValueError(f"negatives.gist.margin must be >= 0, got {margin}")
+        if batch_size < 1:
+            raise ValueError(f"negatives.gist.batch_size must be >= 1, got {batch_size}")
+        self.guide = guide
+        self.guide.requires_grad_(False)
+        self.guide.eval()
+        self.margin = float(margin)
+        self.margin_strategy = margin_strategy
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def embed(self, texts: Sequence[str], device: torch.device) -> Tensor:
+        """Guide embeddings (n, d), L2-normalised, each distinct text embedded once."""
+        if self.guide.device != device:
+            self.guide.to(device)
+        self.guide.eval()
+        uniq = list(dict.fromkeys(texts))
+        parts = [encode_with_grad(self.guide, uniq[s:s + self.batch_size]).float()
+                 for s in range(0, len(uniq), self.batch_size)]
+        emb = F.normalize(torch.cat(parts), dim=-1).to(device)
+        where = {t: k for k, t in enumerate(uniq)}
+        return emb[torch.tensor([where[t] for t in texts], device=device)]
+
+    def guide_scores(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
+        """Guide cosine scores (B, N) (NaN where a candidate has no text) and the text mask (N,)."""
+        device = ctx.q.device
+        has_text = torch.tensor([bool(t) for t in ctx.doc_texts], device=device)
+        scores = torch.full((ctx.batch_size, len(ctx.doc_texts)), float("nan"), device=device)
+        cols = has_text.nonzero().flatten()
+        if cols.numel():
+            q = self.embed(ctx.queries, device)
+            d = self.embed([ctx.doc_texts[j] for j in cols.tolist()], device)
+            scores[:, cols] = q @ d.T
+        return scores, has_text
+
+    def __call__(self, ctx: ScoreContext) -> ScoreContext:
+        g, has_text = self.guide_scores(ctx)
+        rows = torch.arange(ctx.batch_size, device=g.device)
+        pos = g[rows, ctx.labels][:, None]                             # (B, 1)
+        if self.margin_strategy == "absolute":
+            threshold = pos - self.margin
+        else:
+            threshold = pos - pos.abs() * self.margin
+        new = (g >= threshold) & has_text[None, :]                     # NaN compares False
+        new[rows, ctx.labels] = False
+        new = new.to(ctx.mask.device)
+        added = new & ~ctx.mask
+        ctx.mask |= new
+        n = len(ctx.doc_texts)
+        ctx.logs["gist_masked_frac"] = float(added.sum()) / max(ctx.batch_size * max(n - 1, 1), 1)
+        ctx.logs["gist_guide_pos"] = float(torch.nanmean(pos))
+        return ctx

@@ -1,0 +1,86 @@
+"""Pre-batch negatives: document embeddings of the last k batches, reused as negatives."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hnm.modules.context import ScoreContext
+from hnm.negatives.false_negative_mask import known_positive_columns
+
+
+class PreBatchNegatives(nn.Module):
+    """Reuse the (detached) document embeddings of the previous ``k`` batches as negatives.
+
+    Before the loss, the buffered embeddings of the last ``k`` batches (with their ids and texts)
+    join the candidates as shared negatives; entries whose id is a known positive of a query
+    (``ctx.positives`` or its own positive) are masked for that query. Then the current batch's
+    documents (``docs``: its positives, or every real candidate of the batch) are pushed,
+    detached, and the oldest batch falls out. No extra forward pass: the embeddings are those the
+    online encoder produced when their batch was trained, so they are up to ``k`` steps stale.
+    Only the batch's positives are kept (as in both papers): explicit negatives are already
+    hard negatives of their own queries, and shared extras (a queue) are not batch documents.
+
+    The buffer is the module's *extra state* (checkpointed; restored on ``resume=``).
+
+    Telemetry: ``prebatch_size`` (entries added), ``prebatch_masked`` (entries masked as known
+    positives), ``prebatch_score`` (mean raw score of queries against them).
+
+    Args:
+        k: number of previous batches kept (both papers use a small number, a few batches).
+
+    Reference: Lee et al., "Learning Dense Representations of Phrases at Scale" (DensePhrases,
+    pre-batch negatives), ACL 2021; Wang et al., "SimKGC: Simple Contrastive
+    Knowledge Graph Completion with Pre-trained Language Models", ACL 2022. Departures: neither
+    paper masks known positives in the pre-batch (SimKGC masks only the triple's own tail); stale
+    embeddings are used as they are (no re-encoding). Recommended when batches are small and
+    consecutive batches are diverse (random sampler); with clustered samplers (``ngame``) the
+    previous batches are easy negatives. Prefer ``queue`` when staleness matters.
+    """
+
+    def __init__(self, k: int = 2) -> None:
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"negatives.prebatch.k must be >= 1, got {k}")
+        self.k = k
+        self.buffer: deque[tuple[Tensor, list[str], list[str]]] = deque(maxlen=k)
+
+    def candidates(self) -> tuple[Tensor | None, list[str], list[str]]:
+        """Buffered (M, d) embeddings, ids and texts, oldest batch first."""
+        if not self.buffer:
+            return None, [], []
+        emb = torch.cat([e for e, _, _ in self.buffer])
+        ids = [i for _, batch_ids, _ in self.buffer for i in batch_ids]
+        texts = [t for _, _, batch_texts in self.buffer for t in batch_texts]
+        return emb, ids, texts
+
+    def push(self, emb: Tensor, ids: list[str], texts: list[str]) -> None:
+        self.buffer.append((emb.detach().clone(), list(ids), list(texts)))
+
+    def forward(self, ctx: ScoreContext) -> ScoreContext:
+        n0 = len(ctx.doc_ids)
+        cols = list(dict.fromkeys(ctx.labels.tolist()))
+        current = (ctx.d[cols].detach(), [ctx.doc_ids[j] for j in cols],
+                   [ctx.doc_texts[j] for j in cols])
+        emb, ids, texts = self.candidates()
+        if emb is not None:
+            ctx.add_candidates(emb.to(ctx.d.device), ids, texts)
+            known = known_positive_columns(ctx, n0)
+            ctx.mask |= known
+            with torch.no_grad():
+                ctx.logs["prebatch_score"] = float((ctx.q.detach() @ ctx.d[n0:].detach().T)
+                                                   .float().mean())
+            ctx.logs["prebatch_masked"] = float(known.sum())
+        ctx.logs["prebatch_size"] = float(len(ids))
+        self.push(*current)
+        return ctx
+
+    # -- checkpointing ------------------------------------------------------------------------
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"buffer": [(e.cpu(), i, t) for e, i, t in self.buffer]}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.buffer = deque(state.get("buffer", []), maxlen=self.k)

@@ -1,0 +1,91 @@
+"""gist: masks exactly what the guide scores at/above the positive (brute force); duplicates of
+the positive are never negatives."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from hnm.encoders.embed import embed_fn
+from hnm.negatives.gist import GISTFilter
+
+QUERIES = ["sort a list of numbers", "read a file from disk", "open a socket connection",
+           "format a date as text", "parse an http header", "close the file handle"]
+DOCS = ["def sort(xs): return sorted(xs)", "open(path).read()", "socket.create_connection(a)",
+        "d.strftime('%Y')", "headers = parse(raw)", "fh.close()",
+        "list.sort(key=f)", "pathlib.Path(p).read_bytes()", "ssl.wrap_socket(s)",
+        "time.strptime(s, fmt)", "json.loads(body)", "os.remove(path)"]
+
+
+@pytest.fixture(scope="module")
+def guide(tiny_model):
+    return copy.deepcopy(tiny_model)
+
+
+def planted_ctx(ctx_factory):
+    texts = list(DOCS)
+    texts[9] = DOCS[2]                 # an explicit negative that is q2's positive, another id
+    ids = [f"d{j}" for j in range(12)]
+    ids[9] = "dup-of-d2"
+    return ctx_factory(b=6, k=1, doc_ids=ids, doc_texts=texts, queries=list(QUERIES))
+
+
+def brute_force(guide, ctx, margin, strategy):
+    """One text at a time through the guide; mask[i, j] = g_ij >= threshold_i (j != label)."""
+    f = embed_fn(guide, batch_size=1, progress=False)
+    q = np.stack([f([t])[0] for t in ctx.queries])
+    d = np.stack([f([t])[0] for t in ctx.doc_texts])
+    g = q @ d.T
+    mask = np.zeros_like(g, dtype=bool)
+    close = np.zeros_like(g, dtype=bool)
+    for i in range(g.shape[0]):
+        pos = g[i, i]
+        thr = pos - margin if strategy == "absolute" else pos - abs(pos) * margin
+        for j in range(g.shape[1]):
+            if j != i:
+                mask[i, j] = g[i, j] >= thr
+                close[i, j] = abs(g[i, j] - thr) < 1e-5 and ctx.doc_texts[j] != ctx.doc_texts[i]
+    return torch.from_numpy(mask), torch.from_numpy(close)
+
+
+@pytest.mark.parametrize(("margin", "strategy"),
+                         [(0.0, "absolute"), (0.002, "absolute"), (0.05, "absolute"),
+                          (0.0, "relative"), (0.003, "relative")])
+def test_masks_exactly_what_the_guide_ranks_above_the_positive(guide, ctx_factory, margin,
+                                                               strategy):
+    ctx = planted_ctx(ctx_factory)
+    ref, close = brute_force(guide, ctx, margin, strategy)
+    out = GISTFilter(guide, margin=margin, margin_strategy=strategy)(ctx)
+    keep = ~close                          # float ties at the threshold may go either way
+    assert torch.equal(out.mask[keep], ref[keep])
+    assert not out.mask.diagonal().any()   # the label is never masked
+    assert out.logs["gist_masked_frac"] == pytest.approx(float(ref.sum()) / (6 * 11), abs=0.05)
+
+
+@pytest.mark.parametrize("strategy", ["absolute", "relative"])
+def test_planted_duplicate_of_the_positive_is_never_a_negative(guide, ctx_factory, strategy):
+    ctx = GISTFilter(guide, margin=0.0, margin_strategy=strategy)(planted_ctx(ctx_factory))
+    assert ctx.mask[2, 9]                  # same text as q2's positive: masked
+    assert ctx.negative_mask()[2, 9].item() is False
+
+
+def test_keeps_earlier_masks_and_skips_textless_candidates(guide, ctx_factory):
+    ctx = planted_ctx(ctx_factory)
+    ctx.mask[0, 11] = True
+    ctx.add_candidates(torch.zeros(2, ctx.d.shape[1]))          # no texts: cannot be judged
+    out = GISTFilter(guide, margin=0.0)(ctx)
+    assert out.mask[0, 11]
+    assert not out.mask[:, -2:].any()
+
+
+def test_guide_is_frozen(guide):
+    GISTFilter(guide)
+    assert not any(p.requires_grad for p in guide.parameters())
+
+
+def test_rejects_unknown_margin_strategy(guide):
+    with pytest.raises(ValueError, match="absolute, relative"):
+        GISTFilter(guide, margin_strategy="percent")

@@ -71,7 +71,33 @@ def _not_yet(name: str) -> Callable[[], None]:
     return run
 
 
-eval_main = _not_yet("eval")
-mine_main = _not_yet("mine")
-compare_main = _not_yet("compare")
-data_main = _not_yet("data")
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval_cmd")
+@_friendly
+def eval_main(cfg: DictConfig) -> None:
+    from hnm.commands.eval import evaluate
+
+    evaluate(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="mine")
+@_friendly
+def mine_main(cfg: DictConfig) -> None:
+    from hnm.commands.mine import mine
+
+    mine(cfg)
+
+
+def compare_main() -> None:
+    from hnm.commands.compare import main
+
+    main()
+
+
+def data_main() -> None:
+    from hnm.commands.data import main
+
+    main(sys.argv[1:])
+
+
+if __name__ == "__main__":  # how Lightning's DDP launcher starts the other ranks of `hnm train`
+    train_main()

@@ -19,7 +19,7 @@ Rules (bump :data:`BUILDER_VERSION` whenever one changes, so caches are rebuilt)
   function is a document, with or without a docstring; the title is ``module.qualname``.
 - Queries: the first sentence of the docstring (up to the first blank line or the first
   ``". "``), whitespace collapsed, with at least ``min_query_words`` words. A query text shared
-  by several functions (compared case-insensitively) is ambiguous, and all of its copies are
+  by several functions (compared ignoring case, spacing and punctuation) is ambiguous, and all of its copies are
   dropped (their documents stay in the corpus as distractors).
 - Split: by top-level module (``json`` for ``json.decoder``), so no package leaks between
   splits. A top-level module is in ``test`` when ``md5(name) % 100 < TEST_BUCKETS``; the rule
@@ -50,7 +50,7 @@ from hnm.errors import check_choice
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 MIN_CODE_LINES = 3
 TEST_BUCKETS = 30
 NAME = "stdlib_code"
@@ -122,15 +122,20 @@ def build_stdlib_code(min_query_words: int = 5, root: str | None = None) -> Retr
             query = first_sentence(docstring) if docstring else ""
             if len(query.split()) >= min_query_words:
                 candidates.append((doc_id, module.split(".")[0], query))
-    counts = Counter(q.casefold() for _, _, q in candidates)
+    counts = Counter(_query_key(q) for _, _, q in candidates)
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, dict[str, int]]] = {"train": {}, "test": {}}
     for doc_id, top, query in candidates:
-        if counts[query.casefold()] == 1:
+        if counts[_query_key(query)] == 1:
             qid = f"q:{doc_id}"
             queries[qid] = query
             qrels["test" if is_test_module(top) else "train"][qid] = {doc_id: 1}
     return RetrievalData(NAME, corpus, queries, qrels)
+
+
+def _query_key(query: str) -> str:
+    """Queries equal up to case, spacing and punctuation are the same query."""
+    return " ".join(re.sub(r"[^\w\s]", " ", query.casefold()).split())
 
 
 def is_test_module(top: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from hnm.modules.context import ScoreContext
@@ -40,3 +42,23 @@ def batch_telemetry(ctx: ScoreContext) -> dict[str, float]:
         "weight_mean": ctx.weights.float().mean().item(),
         "candidates": float(s.shape[1] + sum(e.shape[1] for e in ctx.extra_logits)),
     }
+
+
+def time_split(timings: Mapping[str, float]) -> dict[str, float]:
+    """Where the wall time of training went so far: training steps vs mining/clustering.
+
+    Args:
+        timings: cumulative seconds: ``train_step_s`` (forward, backward and optimizer step of
+            every batch), ``refresh_s`` (re-clustering the sampler, re-mining the miner during
+            training) and optionally ``mine_s`` (mining before training).
+
+    Returns:
+        The three times and ``refresh_frac``, the share of mining and clustering in their sum
+        (0 when nothing was timed yet).
+    """
+    step = float(timings.get("train_step_s", 0.0))
+    refresh = float(timings.get("refresh_s", 0.0))
+    mine = float(timings.get("mine_s", 0.0))
+    total = step + refresh + mine
+    return {"train_step_s": step, "refresh_s": refresh, "mine_s": mine,
+            "refresh_frac": (refresh + mine) / total if total > 0 else 0.0}

@@ -1,0 +1,154 @@
+"""Find finished runs below folders and read what ``hnm compare`` needs from each."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hnm.compare.files import find_per_query
+from hnm.errors import DataError, HnmError
+
+log = logging.getLogger(__name__)
+
+CURVE_FILE = "train_curve.csv"
+
+
+@dataclass
+class RunRecord:
+    """One finished run: its folder, composed config, command-line overrides and metrics.
+
+    Attributes:
+        path: the run folder (holds ``metrics.json`` and ``.hydra/``).
+        config: the composed config flattened to dotted keys (``loss.temperature``), values
+            as written in ``.hydra/config.yaml`` (interpolations unresolved).
+        overrides: the run's command-line overrides (``.hydra/overrides.yaml``).
+        metrics: ``metrics.json``.
+    """
+
+    path: Path
+    config: dict[str, Any]
+    overrides: list[str]
+    metrics: dict[str, float]
+    _per_query: dict[tuple[str, str], dict[str, dict[str, float]] | None] = field(
+        default_factory=dict, repr=False)
+
+    def datasets(self, stage: str) -> list[str]:
+        """Datasets with metrics of ``stage`` (keys ``{stage}/{dataset}/{metric}``)."""
+        found = {k.split("/")[1] for k in self.metrics
+                 if k.count("/") == 2 and k.startswith(f"{stage}/")}
+        return sorted(found)
+
+    def per_query(self, stage: str, dataset: str) -> dict[str, dict[str, float]] | None:
+        """Query id -> metric -> value of ``stage``/``dataset``; None without a per-query file."""
+        key = (stage, dataset)
+        if key not in self._per_query:
+            from hnm.eval.run_io import read_per_query
+
+            path = find_per_query(self.path, stage, dataset, self.datasets(stage) == [dataset])
+            self._per_query[key] = read_per_query(path) if path is not None else None
+        return self._per_query[key]
+
+    def curve(self) -> list[dict[str, float]]:
+        """Training curve rows (``step``, ``loss``, …): ``train_curve.csv``, else the
+        CSV logger's ``train/loss``; empty when neither exists."""
+        path = self.path / CURVE_FILE
+        if path.is_file():
+            return _read_rows(path, {"step": "step", "loss": "loss", "lr": "lr"})
+        for path in sorted(self.path.glob("**/version_*/metrics.csv")):
+            rows = _read_rows(path, {"step": "step", "loss": "train/loss", "lr": "train/lr"})
+            if rows:
+                return rows
+        return []
+
+
+def _read_rows(path: Path, columns: dict[str, str]) -> list[dict[str, float]]:
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            out = {}
+            for name, col in columns.items():
+                try:
+                    out[name] = float(row[col])
+                except (KeyError, TypeError, ValueError):
+                    continue
+            if "step" in out and "loss" in out:
+                rows.append(out)
+    return rows
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings/lists to ``{dotted.key: scalar}`` (lists keep their index)."""
+    items: list[tuple[Any, Any]]
+    if isinstance(node, dict):
+        items = list(node.items())
+    elif isinstance(node, list):
+        items = [(str(i), v) for i, v in enumerate(node)]
+    else:
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for k, v in items:
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, (dict, list)) and v:
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def load_run(path: Path) -> RunRecord:
+    """Read one run folder; :class:`DataError` names the file that is missing or broken."""
+    import yaml
+
+    files = {"metrics": path / "metrics.json", "config": path / ".hydra" / "config.yaml",
+             "overrides": path / ".hydra" / "overrides.yaml"}
+    for what, file in files.items():
+        if not file.is_file():
+            raise DataError(f"{path} is not a finished hnm run: {file.name} ({what}) is missing")
+    try:
+        metrics = json.loads(files["metrics"].read_text())
+        config = yaml.safe_load(files["config"].read_text()) or {}
+        overrides = yaml.safe_load(files["overrides"].read_text()) or []
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise DataError(f"{path}: cannot read the run's metrics.json or .hydra files ({err})"
+                        ) from err
+    if not isinstance(metrics, dict) or not isinstance(config, dict):
+        raise DataError(f"{path}: metrics.json and .hydra/config.yaml must hold mappings")
+    return RunRecord(path=path, config=flatten(config), overrides=[str(o) for o in overrides],
+                     metrics={k: float(v) for k, v in metrics.items()
+                              if isinstance(v, (int, float))})
+
+
+def _natural(path: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def find_runs(folders: list[Path]) -> list[RunRecord]:
+    """Every finished run in or below ``folders`` (a run folder or a sweep folder), in
+    natural path order (``2`` before ``10``), each once.
+
+    A folder with ``metrics.json`` but no ``.hydra/`` files is skipped with a warning. Raises
+    :class:`HnmError` when a folder does not exist or nothing below it is a run.
+    """
+    found: dict[Path, RunRecord] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise HnmError(f"{folder}: no such folder; pass run folders or sweep folders "
+                           "(outputs/…, multirun/…)")
+        candidates = sorted({m.parent for m in folder.glob("**/metrics.json")}, key=_natural)
+        runs = []
+        for cand in candidates:
+            if not (cand / ".hydra" / "config.yaml").is_file():
+                log.warning("%s: has metrics.json but no .hydra/config.yaml; skipped", cand)
+                continue
+            runs.append(load_run(cand))
+        if not runs:
+            raise HnmError(f"{folder}: no finished run found (a run folder holds metrics.json "
+                           "and .hydra/config.yaml)")
+        for run in runs:
+            found.setdefault(run.path.resolve(), run)
+    return list(found.values())

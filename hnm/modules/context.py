@@ -31,6 +31,8 @@ class ScoreContext:
         extra_logits: per-query synthetic candidates as raw scores (B, m) appended after the
             dense matrix (e.g. MoCHi mixes); they are negatives only.
         teacher: optional (B, N) teacher scores aligned with ``d`` (NaN where unknown).
+        num_negatives: ``k``, explicit negatives per query: those of query ``i`` are columns
+            ``B + i*k`` to ``B + (i+1)*k - 1``.
         positives: qid -> set of all known positive doc ids.
         step, epoch: training progress (for schedules).
         temperature: the loss temperature, so strategies can reason in logit space.
@@ -50,6 +52,7 @@ class ScoreContext:
     weights: Tensor
     extra_logits: list[Tensor] = field(default_factory=list)
     teacher: Tensor | None = None
+    num_negatives: int = 0
     positives: dict[str, set[str]] = field(default_factory=dict)
     step: int = 0
     epoch: int = 0
@@ -63,8 +66,13 @@ class ScoreContext:
         return self.q.shape[0]
 
     def scores(self) -> Tensor:
-        """Raw cosine/dot scores ``q @ d.T`` of shape (B, N)."""
-        return self.q @ self.d.T
+        """Raw cosine/dot scores ``q @ d.T`` of shape (B, N), in float32.
+
+        Computed outside autocast: under bf16 mixed precision a bf16 matmul would round scores
+        to ~3 significant digits (0.125 apart at logit scale 20), too coarse for a softmax
+        over near-duplicate hard negatives."""
+        with torch.autocast(self.q.device.type, enabled=False):
+            return self.q.float() @ self.d.float().T
 
     def add_candidates(self, emb: Tensor, ids: list[str] | None = None,
                        texts: list[str] | None = None) -> None:

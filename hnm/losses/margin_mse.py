@@ -1,0 +1,117 @@
+"""Margin-MSE: distil a teacher's score margin between a query's positive and its negatives."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from hnm.errors import ConfigError
+from hnm.losses.infonce import InfoNCELoss
+from hnm.losses.teacher import CANDIDATE_CHOICES, TeacherScorer, teacher_scores
+from hnm.modules.context import ScoreContext
+
+
+class MarginMSELoss:
+    """Mean squared error between the student's and the teacher's margins ``s(q,d+) - s(q,d-)``.
+
+    For every query ``i`` and every usable negative ``j`` whose teacher score is known::
+
+        loss = mean_ij  w_i * ((s_i+ - s_ij) * scale - (t_i+ - t_ij) * teacher_scale)^2
+
+    where ``s`` are the student's scores (``q @ d.T``, cosine for normalised encoders) and
+    ``t`` the teacher's. Only the *difference* of scores is matched, so the student need not
+    reproduce the teacher's score range, only how much better the positive is. Negatives
+    masked by a strategy (false negatives, duplicates) are left out, as is a query whose
+    positive has no teacher score.
+
+    Teacher scores come from (``teacher_source``):
+
+    - the batch: ``ctx.teacher``, the scores a miner or sampler returned with its explicit
+      negatives (``+sampler=tas_balanced`` scores its negatives with the starting encoder or
+      a guide model);
+    - a ``teacher`` model: a frozen ``SentenceTransformer`` config node (``loss.teacher=
+      '${encoder}'`` is a frozen copy of the starting encoder) or a cross-encoder path/name,
+      which scores the pairs on the fly (``candidates``: each query's explicit negatives,
+      or every real candidate in the batch, in-batch negatives included).
+
+    Args:
+        teacher: optional teacher model (see above); None uses the batch's teacher scores.
+        teacher_source: ``auto`` (the model when given, else the batch), ``context`` or
+            ``model``.
+        candidates: pairs the teacher model scores: ``explicit`` or ``all``.
+        scale: multiplies student scores (e.g. 20 to bring cosines to cross-encoder logits).
+        teacher_scale: multiplies teacher scores.
+        infonce_weight: adds ``infonce_weight *`` InfoNCE on the same batch (TAS-B trains with
+            Margin-MSE plus an in-batch negatives term); 0 disables it.
+        temperature: InfoNCE temperature when ``infonce_weight > 0``.
+        teacher_batch_size: batch size of the teacher model's forward passes.
+
+    Shapes: ``ctx.q`` (B, d), ``ctx.d`` (N, d), teacher scores (B, N) with NaN where unknown;
+    returns a scalar.
+
+    Paper: Hofstätter, Althammer, Schröder, Sertkan, Hanbury, "Improving Efficient Neural
+    Ranking Models with Cross-Architecture Knowledge Distillation" (arXiv:2010.02666, 2020);
+    used by TAS-B (Hofstätter et al., SIGIR 2021).
+
+    Departures: the paper distils a BERT-CAT ensemble into students trained on one (q, d+, d-)
+    triple at a time; here every usable explicit negative of a query forms a triple (mean
+    over triples), teacher margins may come from a bi-encoder, and an optional InfoNCE term
+    sits beside it. With the starting encoder as teacher the loss starts at zero and acts as a
+    regulariser; a stronger guide model gives a real teaching signal.
+
+    Recommended with: ``+sampler=tas_balanced`` (balanced teacher margins), or a miner with
+    teacher scores, or ``loss.teacher=`` a cross-encoder.
+    """
+
+    def __init__(self, teacher: Any = None,
+                 teacher_source: Literal["auto", "context", "model"] = "auto",
+                 candidates: Literal["explicit", "all"] = "explicit", scale: float = 1.0,
+                 teacher_scale: float = 1.0, infonce_weight: float = 0.0,
+                 temperature: float = 0.05, teacher_batch_size: int = 64) -> None:
+        if candidates not in CANDIDATE_CHOICES:
+            raise ConfigError(f"loss.candidates={candidates!r} is not valid; expected one of: "
+                              f"{', '.join(CANDIDATE_CHOICES)}")
+        if infonce_weight < 0:
+            raise ConfigError(f"loss.infonce_weight must be >= 0, got {infonce_weight}")
+        self.scorer = TeacherScorer(teacher, teacher_batch_size) if teacher is not None else None
+        self.teacher_source = teacher_source
+        self.candidates = candidates
+        self.scale = float(scale)
+        self.teacher_scale = float(teacher_scale)
+        self.infonce_weight = float(infonce_weight)
+        self.infonce = InfoNCELoss(temperature)
+
+    @property
+    def temperature(self) -> float:
+        return self.infonce.temperature
+
+    def squared_errors(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
+        """(B, N) squared margin errors and the (B, N) bool mask of triples that count."""
+        t = teacher_scores(ctx, self.scorer, self.candidates, self.teacher_source,  # type: ignore[arg-type]
+                           "margin_mse").to(ctx.q.device)
+        s = ctx.scores().float()
+        rows = torch.arange(ctx.batch_size, device=s.device)
+        t_pos = t[rows, ctx.labels]
+        valid = ctx.negative_mask() & torch.isfinite(t) & torch.isfinite(t_pos)[:, None]
+        student = (s[rows, ctx.labels][:, None] - s) * self.scale
+        teacher = (t_pos[:, None] - torch.nan_to_num(t)) * self.teacher_scale
+        err = (student - teacher) ** 2
+        return torch.where(valid, err, torch.zeros_like(err)), valid
+
+    def __call__(self, ctx: ScoreContext) -> Tensor:
+        err, valid = self.squared_errors(ctx)
+        count = valid.sum()
+        if int(count) == 0:
+            raise ConfigError(
+                "loss=margin_mse found no negative with a teacher score in this batch: the "
+                "batch has no explicit negatives (add +miner=… or +sampler=tas_balanced), or set "
+                "loss.candidates=all with a loss.teacher model to use in-batch negatives"
+            )
+        w = ctx.weights.to(err.dtype)
+        loss = (err * w[:, None]).sum() / count
+        if self.infonce_weight > 0:
+            loss = loss + self.infonce_weight * self.infonce(ctx)
+        ctx.state["per_query_loss"] = (err.sum(1) / valid.sum(1).clamp(min=1)).detach()
+        return loss

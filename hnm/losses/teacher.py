@@ -1,0 +1,146 @@
+"""Teacher scores for distillation losses: from the batch (miner/sampler) or a frozen model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from hnm.errors import ConfigError, check_choice
+from hnm.modules.context import ScoreContext
+
+CANDIDATE_CHOICES = ("explicit", "all")
+SOURCE_CHOICES = ("auto", "context", "model")
+
+NO_TEACHER = (
+    "loss={name} needs teacher scores, and this batch has none: either add explicit negatives "
+    "that come with teacher scores (+sampler=tas_balanced, or a +miner=… that returns scores), "
+    "or give a teacher model, e.g. loss.teacher='${{encoder}}' (a frozen copy of the starting "
+    "encoder), loss.teacher={{_target_: hnm.encoders.hf_encoder, name: PATH}} (a bi-encoder) or "
+    "loss.teacher=PATH_OR_NAME_OF_A_CROSS_ENCODER"
+)
+
+
+def explicit_negative_columns(ctx: ScoreContext) -> Tensor:
+    """(B, N) bool: True at each query's own explicit negatives (columns ``B + i*k + j``)."""
+    b, n, k = ctx.batch_size, ctx.d.shape[0], ctx.num_negatives
+    out = torch.zeros(b, n, dtype=torch.bool, device=ctx.mask.device)
+    if k > 0:
+        rows = torch.arange(b, device=out.device)
+        cols = b + rows[:, None] * k + torch.arange(k, device=out.device)[None, :]
+        out[rows[:, None], cols.clamp(max=n - 1)] = cols < n
+    return out
+
+
+def teacher_columns(ctx: ScoreContext, candidates: str) -> Tensor:
+    """(B, N) bool: the (query, candidate) pairs a teacher model should score.
+
+    ``explicit``: each query's positive (its label column) and its own explicit negatives;
+    ``all``: every candidate that is a real document (non-empty text).
+    """
+    check_choice("loss.candidates", candidates, CANDIDATE_CHOICES)
+    rows = torch.arange(ctx.batch_size, device=ctx.mask.device)
+    if candidates == "all":
+        real = torch.tensor([t != "" for t in ctx.doc_texts], dtype=torch.bool,
+                            device=ctx.mask.device)
+        want = real[None, :].expand(ctx.batch_size, -1).clone()
+    else:
+        want = explicit_negative_columns(ctx)
+    want[rows, ctx.labels] = True
+    return want
+
+
+class TeacherScorer:
+    """A frozen teacher that scores (query, document) text pairs.
+
+    Args:
+        model: a ``SentenceTransformer`` (a bi-encoder: cosine/dot of its embeddings), a
+            ``CrossEncoder`` (its raw logits), or a string: the path or hub name of a
+            cross-encoder, loaded with ``sentence_transformers.CrossEncoder``.
+        batch_size: texts (or pairs) per teacher forward pass.
+
+    The model is put in eval mode with gradients off, and moved to the batch's device on
+    first use.
+    """
+
+    def __init__(self, model: Any, batch_size: int = 64) -> None:
+        if isinstance(model, str):
+            from sentence_transformers import CrossEncoder
+
+            try:
+                model = CrossEncoder(model)
+            except OSError as err:
+                raise ConfigError(f"loss.teacher={model!r} could not be loaded as a "
+                                  f"cross-encoder: {err}") from err
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.is_cross = hasattr(model, "predict")
+        if not self.is_cross and not hasattr(model, "encode"):
+            raise ConfigError(f"loss.teacher: expected a SentenceTransformer, a CrossEncoder or "
+                              f"a cross-encoder path, got {type(model).__name__}")
+        if isinstance(model, torch.nn.Module):
+            model.eval()
+            model.requires_grad_(False)
+        self._device: torch.device | None = None
+
+    def _to(self, device: torch.device) -> None:
+        if self._device != device and isinstance(self.model, torch.nn.Module):
+            self.model.to(device)
+        self._device = device
+
+    @torch.no_grad()
+    def __call__(self, queries: Sequence[str], doc_texts: Sequence[str], want: Tensor
+                 ) -> Tensor:
+        """(B, N) float32 teacher scores where ``want`` is True, NaN elsewhere."""
+        self._to(want.device)
+        out = torch.full(want.shape, float("nan"), dtype=torch.float32, device=want.device)
+        rows, cols = want.nonzero(as_tuple=True)
+        if len(rows) == 0:
+            return out
+        if self.is_cross:
+            pairs = [(queries[i], doc_texts[j]) for i, j in zip(rows.tolist(), cols.tolist())]
+            scores = self.model.predict(pairs, batch_size=self.batch_size, convert_to_tensor=True,
+                                        activation_fn=torch.nn.Identity(),
+                                        show_progress_bar=False)
+            out[rows, cols] = torch.as_tensor(scores, dtype=torch.float32,
+                                              device=out.device).reshape(-1)
+            return out
+        uniq = {t: u for u, t in enumerate(dict.fromkeys(doc_texts[j] for j in cols.tolist()))}
+        q = self._embed(list(queries))
+        d = self._embed(list(uniq))
+        col_of = torch.tensor([uniq.get(t, 0) for t in doc_texts], device=out.device)
+        full = (q @ d.T)[:, col_of]
+        out[rows, cols] = full[rows, cols]
+        return out
+
+    def _embed(self, texts: list[str]) -> Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            emb = self.model.encode(texts, batch_size=self.batch_size, convert_to_tensor=True,
+                                    show_progress_bar=False)
+        finally:
+            self.model.train(was_training)
+        return emb.to(self._device or emb.device, torch.float32)
+
+
+def teacher_scores(ctx: ScoreContext, scorer: TeacherScorer | None, candidates: str,
+                   source: Literal["auto", "context", "model"], name: str) -> Tensor:
+    """(B, N) teacher scores (NaN where unknown) for a distillation loss.
+
+    ``source``: ``auto`` uses the teacher model when one is configured, else ``ctx.teacher``
+    (scores that came with the explicit negatives); ``context``/``model`` force one of them.
+    """
+    check_choice("loss.teacher_source", source, SOURCE_CHOICES)
+    use_model = scorer is not None and source in ("auto", "model")
+    if use_model:
+        assert scorer is not None
+        return scorer(ctx.queries, ctx.doc_texts, teacher_columns(ctx, candidates))
+    if source == "model":
+        raise ConfigError(f"loss={name} has teacher_source=model but no loss.teacher; "
+                          + NO_TEACHER.format(name=name))
+    if ctx.teacher is None:
+        raise ConfigError(NO_TEACHER.format(name=name))
+    return ctx.teacher.to(torch.float32)

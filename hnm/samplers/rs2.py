@@ -1,0 +1,101 @@
+"""RS2: a fresh random subset of the training pairs every epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from hnm.data.dataset import TrainPairs
+from hnm.errors import ConfigError
+from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
+from hnm.types import EmbedFn
+
+
+class RS2Sampler:
+    """Repeated Sampling of Random Subsets: each epoch trains on ``fraction`` of the pairs.
+
+    With ``n`` pairs and subset size ``m = round(fraction * n)``, every epoch is a random
+    subset of ``m`` pairs, cut into batches. Without replacement (the default, the paper's
+    recommended variant), consecutive epochs walk through a random permutation of all pairs
+    before any pair repeats: a *pass* over the data takes ``ceil(n / m)`` epochs, epoch ``e``
+    is slice ``e mod ceil(n / m)`` of pass ``e // ceil(n / m)``'s permutation, and the last,
+    shorter slice of a pass is topped up with pairs drawn from the rest of that pass (so no
+    pair appears twice in one subset). Each pass has its own permutation. With
+    ``replacement=True`` each epoch's subset is drawn independently. Every epoch has the same
+    number of batches; all randomness depends only on ``(seed, epoch)``.
+
+    Set the trainer's ``max_epochs`` (or ``max_steps``) for the budget you want: RS2's point
+    is a fixed, smaller number of iterations per epoch, and Lightning sizes the learning-rate
+    schedule from ``len(sampler) * max_epochs``, as the paper's schedule over the reduced
+    budget.
+
+    Args:
+        pairs: the training pairs; only their number is used.
+        batch_size: pairs per batch.
+        seed: base seed.
+        drop_last: drop the last batch of an epoch's subset when it is shorter than
+            ``batch_size``.
+        fraction: share of the pairs in each epoch's subset, in (0, 1].
+        replacement: draw each epoch's subset independently instead of cycling through the
+            data.
+
+    Paper: Okanovic et al., "Repeated Random Sampling for Minimizing the Time-to-Accuracy of
+    Learning" (ICLR 2024, arXiv:2305.18424).
+
+    Departures: the paper counts rounds in its own loop; here a round is a Lightning epoch.
+
+    Recommended with: large training sets and short budgets, any loss; compare it against the
+    full data at the same number of steps (``trainer.max_steps``).
+    """
+
+    def __init__(self, pairs: TrainPairs, batch_size: int, seed: int = 0,
+                 drop_last: bool = False, fraction: float = 0.1,
+                 replacement: bool = False) -> None:
+        check_batch_size(batch_size)
+        if not 0.0 < float(fraction) <= 1.0:
+            raise ConfigError(f"sampler.fraction={fraction!r} is not valid; expected a number "
+                              "in (0, 1]")
+        self.n = len(pairs)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.fraction = float(fraction)
+        self.replacement = bool(replacement)
+        self.subset_size = min(self.n, max(1, int(round(self.fraction * self.n))))
+        self.epochs_per_pass = -(-self.n // self.subset_size)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def subset(self, epoch: int | None = None) -> np.ndarray:
+        """The pair indices of an epoch's subset (in the order they are batched)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        m = self.subset_size
+        rng = epoch_rng(self.seed, epoch, stream=1)
+        if self.replacement:
+            return rng.permutation(self.n)[:m]
+        pass_idx, slot = divmod(epoch, self.epochs_per_pass)
+        perm = epoch_rng(self.seed, pass_idx, stream=2).permutation(self.n)
+        part = perm[slot * m:(slot + 1) * m]
+        if len(part) < m:  # the last slice of a pass: top up from the rest of this pass
+            rest = perm[:slot * m]
+            part = np.concatenate([part, rng.choice(rest, size=m - len(part), replace=False)])
+        return rng.permutation(part)
+
+    def batches(self) -> list[list[int]]:
+        """This epoch's batches (what ``__iter__`` yields)."""
+        return to_batches(self.subset(), self.batch_size, self.drop_last)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return num_batches(self.subset_size, self.batch_size, self.drop_last)
+
+    def needs_refresh(self, epoch: int) -> bool:
+        return False
+
+    def refresh(self, embed_queries: EmbedFn, embed_docs: EmbedFn) -> dict[str, float]:
+        return {}

@@ -1,0 +1,79 @@
+"""NoDuplicatesSampler: planted duplicate texts never share a batch."""
+
+from __future__ import annotations
+
+import pytest
+
+from hnm.data.dataset import RetrievalData, TrainPairs
+from hnm.samplers.no_duplicates import NoDuplicatesSampler
+from hnm.types import BatchSampler
+
+
+def planted_pairs() -> TrainPairs:
+    """60 pairs with many duplicates: a query with 6 positives, a document shared by 5
+    queries, two queries with identical text, and a query whose text is another's document."""
+    corpus = {f"d{i}": {"title": "", "text": f"doc {i}"} for i in range(50)}
+    corpus["dup"] = {"title": "", "text": "doc 3"}          # same text as d3 under another id
+    queries = {f"q{i}": f"query {i}" for i in range(40)}
+    queries["q_same"] = "query 7"                            # same text as q7
+    queries["q_doc"] = "doc 10"                              # equals d10's text
+    qrels: dict[str, dict[str, int]] = {f"q{i}": {f"d{i}": 1} for i in range(40)}
+    qrels["q0"].update({f"d{40 + j}": 1 for j in range(5)})  # q0 has 6 positives
+    for i in range(20, 25):
+        qrels[f"q{i}"] = {"d45": 1}                          # 5 queries share d45
+    qrels["q_same"] = {"d46": 1}
+    qrels["q_doc"] = {"d47": 1}
+    qrels["q30"] = {"dup": 1}                                # text "doc 3", as q3's positive
+    data = RetrievalData("dups", corpus, queries, {"train": qrels})
+    return TrainPairs.from_split(data, "train")
+
+
+def _texts(pairs: TrainPairs, batch: list[int]) -> list[str]:
+    return [t for i in batch for t in (pairs.query(i), pairs.positive(i))]
+
+
+@pytest.mark.parametrize("batch_size", [4, 8, 16])
+@pytest.mark.parametrize("epoch", [0, 1, 2])
+def test_no_text_twice_in_a_batch(batch_size: int, epoch: int) -> None:
+    pairs = planted_pairs()
+    s = NoDuplicatesSampler(pairs, batch_size=batch_size, seed=5)
+    assert isinstance(s, BatchSampler)
+    s.set_epoch(epoch)
+    batches = s.batches()
+    assert len(batches) <= len(s)
+    for b in batches:
+        texts = _texts(pairs, b)
+        own = sum(pairs.query(i) == pairs.positive(i) for i in b)
+        assert len(set(texts)) == len(texts) - own, b
+    placed = [i for b in batches for i in b]
+    assert len(placed) == len(set(placed))                  # each pair at most once
+    assert len(placed) + s.last_skipped == len(pairs)
+    assert sum(len(b) == batch_size for b in batches) >= len(batches) - 7
+
+
+def test_planted_duplicates_would_collide_in_random_batches() -> None:
+    """The planted data really has duplicates: one batch of everything repeats texts."""
+    pairs = planted_pairs()
+    texts = _texts(pairs, list(range(len(pairs))))
+    assert len(set(texts)) < len(texts) - 10
+
+
+def test_deterministic_per_seed_and_epoch() -> None:
+    pairs = planted_pairs()
+    a, b = NoDuplicatesSampler(pairs, 8, seed=1), NoDuplicatesSampler(pairs, 8, seed=1)
+    a.set_epoch(3)
+    b.set_epoch(3)
+    assert a.batches() == b.batches()
+    b.set_epoch(4)
+    assert a.batches() != b.batches()
+
+
+def test_without_duplicates_it_is_a_plain_shuffle() -> None:
+    from tests.samplers.test_ngame import make_pairs
+
+    s = NoDuplicatesSampler(make_pairs(37), batch_size=8, seed=0)
+    batches = s.batches()
+    assert [len(b) for b in batches] == [8, 8, 8, 8, 5] and s.last_skipped == 0
+    assert sorted(i for b in batches for i in b) == list(range(37))
+    s = NoDuplicatesSampler(make_pairs(37), batch_size=8, seed=0, drop_last=True)
+    assert [len(b) for b in s] == [8, 8, 8, 8]

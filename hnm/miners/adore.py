@@ -1,0 +1,135 @@
+"""ADORE: per-step hard negatives from a fixed document index and the training query encoder."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hnm.encoders.embed import embed_fn
+from hnm.miners.base import MinerBase
+from hnm.miners.filters import Pool, select
+from hnm.types import EmbedFn
+
+log = logging.getLogger(__name__)
+
+
+class AdoreMiner(MinerBase):
+    """Dynamic hard negatives: the query encoder trains, the document index stays fixed.
+
+    Before training the corpus is encoded once and indexed (the document encoder is the
+    starting model, frozen). Through :meth:`configure_module`, called by ``hnm train`` before
+    fitting, the training module gets a frozen deep copy of the starting encoder as its
+    ``doc_encoder``, so positives and negatives are embedded by the same frozen encoder that
+    built the index and only the query encoder receives gradients. At every training step the
+    batch's queries are embedded with the *current* query encoder (no gradient), the fixed
+    index is searched, known positives are excluded and the shared filters of
+    :class:`~hnm.miners.base.MinerBase` apply (rank window, margins, ``top``/``random``); the
+    result replaces those queries' pools and their negatives are handed out. The miner's
+    scores (current query · frozen document) are available as teacher scores.
+
+    Implements ADORE (Zhan et al., SIGIR 2021, "Optimizing Dense Retrieval Model Training with
+    Hard Negatives"): with fixed document embeddings, retrieval with the current query encoder
+    yields the negatives that the model actually ranks highest at this step, which directly
+    optimises the ranking it will be evaluated on. Departures: ADORE trains with a
+    LambdaLoss-style listwise loss on the top-200 retrieved documents and starts from a
+    trained (STAR) model; here the negatives feed whichever loss is configured (with in-batch
+    negatives, all embedded by the frozen document encoder) and start from the current
+    encoder. Evaluation after training embeds the corpus with the frozen document encoder and
+    the queries with the trained one, and the run saves both (``model/`` and ``doc_model/``).
+
+    Args:
+        batch_size: encoder batch size for the per-step query embedding.
+        **kwargs: the shared knobs of :class:`~hnm.miners.base.MinerBase`; ADORE's defaults
+            are ``sampling_strategy=top`` (the hardest negatives of the current step).
+
+    Recommended with InfoNCE over in-batch plus mined negatives and a trained starting model
+    (a random one retrieves noise); ``range_min`` a few ranks to skip likely false negatives.
+    """
+
+    keep_index = True
+
+    def __init__(self, batch_size: int = 64, sampling_strategy: str = "top",
+                 **kwargs: Any) -> None:
+        super().__init__(sampling_strategy=sampling_strategy, **kwargs)  # type: ignore[arg-type]
+        self.batch_size = int(batch_size)
+        self._embed_query: EmbedFn | None = None
+        self.step_stats: dict[str, float] = {}
+
+    # -- setup ------------------------------------------------------------------------------
+    def mine(self, data: Any, pairs: Any, embed_queries: EmbedFn,
+             embed_docs: EmbedFn) -> dict[str, float]:
+        """Build the fixed document index (and a first pool from the starting encoder)."""
+        stats = super().mine(data, pairs, embed_queries, embed_docs)
+        self.pool = _widen(self.pool, self.search_k)
+        self.pos_scores = np.asarray(self.pos_scores, dtype=np.float32).copy()
+        return stats
+
+    def configure_module(self, module: Any) -> None:
+        """Give ``module`` a frozen copy of its encoder as ``doc_encoder`` (unless it has one,
+        which is then frozen) and embed queries with ``module.encoder`` from now on."""
+        doc = getattr(module, "doc_encoder", None)
+        if doc is None:
+            doc = copy.deepcopy(module.encoder)
+        elif any(p.requires_grad for p in doc.parameters()):
+            log.warning("adore: freezing the module's document encoder")
+        doc.eval()
+        for p in doc.parameters():
+            p.requires_grad_(False)
+        module.doc_encoder = doc
+        self._embed_query = embed_fn(module.encoder, self.batch_size, progress=False)
+
+    def needs_refresh(self, step: int) -> bool:
+        return False
+
+    # -- per-step retrieval -----------------------------------------------------------------
+    def negatives(self, pair_idx: Sequence[int], epoch: int, step: int
+                  ) -> tuple[list[list[str]], np.ndarray | None]:
+        """Re-retrieve the batch's queries with the current query encoder, then hand out
+        ``num_negatives`` ids per pair (and teacher scores when asked)."""
+        if self._embed_query is not None and self.pool is not None and len(pair_idx):
+            self.retrieve(np.unique(self.pair_qrow[np.asarray(pair_idx, dtype=np.int64)]),
+                          self._embed_query)
+        return super().negatives(pair_idx, epoch, step)
+
+    def retrieve(self, rows: np.ndarray, embed_query: EmbedFn) -> dict[str, float]:
+        """Search the fixed index for query ``rows`` and replace their pools."""
+        assert self.index is not None and self.pool is not None
+        q_emb = embed_query([self.data.queries[self.qids[r]] for r in rows])
+        scores, idx = self.index.search(q_emb, self.search_k)
+        # score of every known positive of these queries under the current query encoder
+        local = {int(r): i for i, r in enumerate(rows)}
+        slots = np.flatnonzero(np.isin(self.pos_q, rows))
+        qi = np.array([local[int(r)] for r in self.pos_q[slots]], dtype=np.int64)
+        docs = self.index.docs
+        pos = np.einsum("ij,ij->i", q_emb[qi], docs[self.pos_d[slots]]).astype(np.float32)
+        self.pos_scores[slots] = pos
+        pos_min = np.full(len(rows), np.inf)
+        np.fmin.at(pos_min, qi, pos)
+        pos_min[np.isinf(pos_min)] = np.nan
+        limit = self.mined_quota() if self.sampling_strategy == "top" else None
+        pool, removed = select(idx, scores, self.positive_mask(idx, rows), pos_min,
+                               self.range_min, self.range_max, self.absolute_margin,
+                               self.relative_margin, self.max_score, self.min_score, limit)
+        w = pool.idx.shape[1]
+        self.pool.idx[rows] = -1
+        self.pool.scores[rows] = np.nan
+        self.pool.idx[rows, :w], self.pool.scores[rows, :w] = pool.idx, pool.scores
+        self.pool.count[rows] = pool.count
+        self.step_stats = {k: float(v) for k, v in removed.items()}
+        self.step_stats["short_queries"] = float((pool.count < self.mined_quota()).sum())
+        return self.step_stats
+
+
+def _widen(pool: Pool | None, width: int) -> Pool | None:
+    """A copy of ``pool`` with room for ``width`` candidates per query."""
+    if pool is None:
+        return None
+    nq, w = pool.idx.shape
+    idx = np.full((nq, max(width, w)), -1, dtype=np.int64)
+    scores = np.full((nq, max(width, w)), np.nan, dtype=np.float32)
+    idx[:, :w], scores[:, :w] = pool.idx, pool.scores
+    return Pool(idx, scores, pool.count.copy())

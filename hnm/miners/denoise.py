@@ -1,0 +1,185 @@
+"""Denoised hard negatives: a guide model rescores mined candidates and drops likely false
+negatives; its scores are kept as teacher scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hnm.errors import ConfigError
+from hnm.miners.base import Candidates
+from hnm.miners.dense_static import DenseStaticMiner
+from hnm.miners.filters import Pool, select
+from hnm.types import EmbedFn
+
+
+class DenoiseMiner(DenseStaticMiner):
+    """Dense hard negatives cleaned by a guide model (RocketQA-style denoising).
+
+    Candidates are mined as in :class:`~hnm.miners.dense_static.DenseStaticMiner` (the
+    starting model, or ``encoder``) and pass the shared filters (positives, rank window,
+    margins). A *guide* then scores every surviving candidate and every known positive, and a
+    candidate is dropped as a likely false negative when its guide score is above
+    ``max_guide_score``, or above the query's positive guide score minus ``guide_margin``
+    (the lowest positive score when a query has several). The pool keeps the guide's scores,
+    so with ``teacher_scores=true`` (the default) the negatives come with teacher scores
+    ``(B, 1+k)`` (the positive's first; NaN for padded random documents) for distillation
+    losses such as MarginMSE or KL; the telemetry is in guide scores too.
+
+    The guide is, in order of precedence: ``cross_encoder`` (a sentence-transformers
+    CrossEncoder folder, which reads query and document together, as in RocketQA); ``guide``
+    (another bi-encoder, a SentenceTransformer); or, by default, the frozen starting model
+    (the embedding functions passed to :meth:`mine`). When the default guide is also the
+    retriever, its scores are the retrieval scores and no text is encoded twice.
+
+    Implements the denoised hard negatives of RocketQA (Qu et al., NAACL 2021, "RocketQA: An
+    Optimized Training Approach to Dense Passage Retrieval for Open-Domain Question
+    Answering"): retrieved candidates that a cross-encoder scores as relevant with high
+    confidence are removed, because unlabeled positives among top-ranked documents are common
+    and hurt training; see also Cai et al. (CIKM 2022, "Hard Negatives or False Negatives:
+    Correcting Pooling Bias in Training Neural Ranking Models"), who show that a stronger
+    retriever's top ranks hold more false negatives. Departures: RocketQA thresholds the
+    cross-encoder's probability and also uses it to add pseudo-labelled positives; here the
+    threshold is in the guide's own score units (a cross-encoder's raw output, or cosine for a
+    bi-encoder), a margin to the positive is offered, and no positives are added.
+
+    Args:
+        max_guide_score: drop candidates whose guide score exceeds this (``None``: off).
+        guide_margin: drop candidates whose guide score exceeds the positive's guide score
+            minus this (``0`` drops those the guide ranks above the positive; ``None``: off).
+        guide: a SentenceTransformer bi-encoder guide (e.g. a nested config with
+            ``_target_``) or an embedding function ``texts -> (n, d)`` normalised array;
+            ``None`` = the starting model.
+        cross_encoder: path or name of a sentence-transformers CrossEncoder guide.
+        guide_batch_size: batch size of the guide's encoding/prediction.
+        teacher_scores: return the guide's scores as teacher scores.
+        **kwargs: the knobs of :class:`DenseStaticMiner` (``encoder``, ``num_negatives``, …).
+
+    Recommended with a guide stronger than the retriever (a cross-encoder or a larger
+    bi-encoder), ``guide_margin`` 0 to a small positive value, a wide candidate window
+    (``range_max`` 50–200) so that enough candidates survive, and a distillation loss
+    (``loss=margin_mse``) or InfoNCE.
+    """
+
+    def __init__(self, max_guide_score: float | None = None, guide_margin: float | None = 0.0,
+                 guide: Any = None, cross_encoder: str | None = None,
+                 guide_batch_size: int = 64, teacher_scores: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(teacher_scores=teacher_scores, **kwargs)
+        if guide is not None and cross_encoder is not None:
+            raise ConfigError("miner.guide and miner.cross_encoder are both set; give one guide")
+        if guide_margin is not None and float(guide_margin) < 0:
+            raise ConfigError(f"miner.guide_margin must be >= 0 or null; got {guide_margin}")
+        self.max_guide_score = None if max_guide_score is None else float(max_guide_score)
+        self.guide_margin = None if guide_margin is None else float(guide_margin)
+        self.guide = guide
+        self.cross_encoder = cross_encoder
+        self.guide_batch_size = int(guide_batch_size)
+        self._ce: Any = None
+        self._start: tuple[EmbedFn, EmbedFn] | None = None
+        self._seen: dict[str, np.ndarray] = {}
+
+    def candidates(self, embed_queries: EmbedFn, embed_docs: EmbedFn, k: int) -> Candidates:
+        """Dense candidates; remembers the starting model (the default guide) and, when it
+        is also the retriever, the embeddings it produced."""
+        self._start = (embed_queries, embed_docs)
+        self._seen = {}
+        if self.encoder is not None or self.guide is not None or self.cross_encoder:
+            return super().candidates(embed_queries, embed_docs, k)
+        return super().candidates(self._record("q", embed_queries),
+                                  self._record("d", embed_docs), k)
+
+    def _record(self, key: str, embed: EmbedFn) -> EmbedFn:
+        def f(texts: Sequence[str]) -> np.ndarray:
+            out = embed(texts)
+            self._seen[key] = out
+            return out
+
+        return f
+
+    # -- filtering --------------------------------------------------------------------------
+    def filter(self, cands: Candidates) -> tuple[Pool, dict[str, int]]:
+        """The shared filters, then the guide's; pool and positive scores become guide
+        scores (``cands.pos_scores`` is replaced, the retriever's are kept in
+        ``retrieval_pos_scores``)."""
+        pool, removed = select(cands.idx, cands.scores, self.positive_mask(cands.idx),
+                               self.query_pos_score(cands.pos_scores), self.range_min,
+                               self.range_max, self.absolute_margin, self.relative_margin,
+                               self.max_score, self.min_score)
+        guide_pool, guide_pos = self.guide_scores(pool)
+        self.retrieval_pos_scores = cands.pos_scores
+        cands.pos_scores = guide_pos
+        keep = pool.idx >= 0
+        qpos = self.query_pos_score(guide_pos)[:, None]
+        with np.errstate(invalid="ignore"):
+            if self.max_guide_score is not None:
+                drop = keep & (guide_pool > self.max_guide_score)
+                removed["removed_guide_score"] = int(drop.sum())
+                keep &= ~drop
+            if self.guide_margin is not None:
+                drop = keep & (guide_pool > qpos - self.guide_margin)
+                removed["removed_guide_margin"] = int(drop.sum())
+                keep &= ~drop
+        limit = self.mined_quota() if self.sampling_strategy == "top" else None
+        out, _ = select(np.where(keep, pool.idx, -1), guide_pool, np.zeros_like(keep),
+                        np.full(len(keep), np.nan), limit=limit)
+        removed["kept"] = int(out.count.sum())
+        self._seen = {}
+        return out, removed
+
+    def guide_scores(self, pool: Pool) -> tuple[np.ndarray, np.ndarray]:
+        """Guide scores of the pool's candidates ((nq, P), NaN where empty) and of every known
+        positive ((m,), aligned with ``pos_q``/``pos_d``)."""
+        q_rows, cols = np.nonzero(pool.idx >= 0)
+        d_rows = pool.idx[q_rows, cols]
+        pair_q = np.concatenate([q_rows, self.pos_q]).astype(np.int64)
+        pair_d = np.concatenate([d_rows, self.pos_d]).astype(np.int64)
+        s = self._score_pairs(pair_q, pair_d)
+        out = np.full(pool.idx.shape, np.nan, dtype=np.float32)
+        out[q_rows, cols] = s[:len(q_rows)]
+        return out, s[len(q_rows):]
+
+    def _score_pairs(self, q: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Guide score of each (query row, corpus row) pair."""
+        if len(q) == 0:
+            return np.zeros(0, dtype=np.float32)
+        if self.cross_encoder:
+            ce = self._load_cross_encoder()
+            texts = [(self.data.queries[self.qids[i]], self.data.doc_text(self.doc_ids[j]))
+                     for i, j in zip(q, d)]
+            out = ce.predict(texts, batch_size=self.guide_batch_size, show_progress_bar=False,
+                             convert_to_numpy=True)
+            return np.asarray(out, dtype=np.float32).reshape(len(q))
+        uq, qi = np.unique(q, return_inverse=True)
+        ud, di = np.unique(d, return_inverse=True)
+        if "q" in self._seen and "d" in self._seen:  # the guide is the retriever: reuse
+            q_emb, d_emb = self._seen["q"][uq], self._seen["d"][ud]
+        else:
+            eq, ed = self._guide_embedders()
+            q_emb = eq([self.data.queries[self.qids[i]] for i in uq])
+            d_emb = ed([self.data.doc_text(self.doc_ids[j]) for j in ud])
+        return np.einsum("ij,ij->i", q_emb[qi], d_emb[di]).astype(np.float32)
+
+    def _guide_embedders(self) -> tuple[EmbedFn, EmbedFn]:
+        if self.guide is not None:
+            from hnm.encoders.embed import embed_fn
+
+            f = embed_fn(self.guide, self.guide_batch_size, progress=False) \
+                if hasattr(self.guide, "encode") else self.guide
+            return f, f
+        if self._start is None:
+            raise RuntimeError("DenoiseMiner: mine() must run before scoring")
+        return self._start
+
+    def _load_cross_encoder(self) -> Any:
+        if self._ce is None:
+            from sentence_transformers import CrossEncoder
+
+            try:
+                self._ce = CrossEncoder(str(self.cross_encoder))
+            except OSError as err:
+                raise ConfigError(f"miner.cross_encoder={self.cross_encoder!r} could not be "
+                                  f"loaded as a sentence-transformers CrossEncoder: {err}") from err
+        return self._ce

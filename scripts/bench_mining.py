@@ -1,0 +1,182 @@
+"""Mining benchmark: hnm's dense miner against sentence-transformers' ``mine_hard_negatives``.
+
+Same model (all-MiniLM-L6-v2 at ``max_seq_length`` 128), same data (``stdlib_code`` training
+pairs, 1,000 by default, and its whole corpus), same settings (1 negative from ranks 10–50,
+random sampling, relative margin 0.05, exact search, the same encoding batch size). Each
+system runs in its own subprocess (fresh model, one warm-up batch, its own peak memory) and is
+timed end to end: encode the unique queries and the corpus once, search, filter, sample.
+sentence-transformers encodes its corpus as ``corpus + positives`` de-duplicated, which is the
+same set of texts here, and takes the positives' embeddings from it, so both encode the same
+texts once.
+
+The search stage of hnm (index build + top-k + positive scores) is also timed alone on the
+embeddings of the run (best of ``--repeats``) against a roofline: the dense product ``Q·Dᵀ``
+with ``torch.mm`` for the same shapes on this machine, measured in the same process.
+
+    python scripts/bench_mining.py                 # ~3 min on 2 cores
+    python scripts/bench_mining.py --pairs 300     # quicker
+    python scripts/bench_mining.py --scale         # the scaling table (scripts/bench_scale.py)
+
+The last line is ``speedup_vs_st=<x> roofline_fraction=<y> peak_rss_mb=<z>``: ST's end-to-end
+time over hnm's, roofline time over hnm's search-stage time, and hnm's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SETTINGS = {"num_negatives": 1, "range_min": 10, "range_max": 50,
+            "sampling_strategy": "random", "relative_margin": 0.05}
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load(args: argparse.Namespace):
+    from hnm.data.dataset import TrainPairs
+    from hnm.data.stdlib_code import load_stdlib_code
+    from hnm.encoders import minilm_encoder
+
+    data = load_stdlib_code(corpus=args.corpus)
+    pairs = TrainPairs.from_split(data, "train", args.pairs, args.seed)
+    model = minilm_encoder(args.max_seq_length)
+    model.encode(["warm up the model"] * 8, batch_size=8)  # first-call overheads, both sides
+    return data, pairs, model
+
+
+def run_hnm(args: argparse.Namespace) -> dict:
+    import numpy as np
+    import torch
+
+    from hnm.encoders.embed import embed_fn
+    from hnm.miners.dense_static import DenseStaticMiner
+
+    data, pairs, model = load(args)
+    embed = embed_fn(model, args.batch_size, progress=False)
+    seen: list[np.ndarray] = []
+
+    def recording(texts):
+        out = embed(texts)
+        seen.append(out)
+        return out
+
+    miner = DenseStaticMiner(seed=args.seed, verbose=False, **SETTINGS)
+    t0 = time.perf_counter()
+    stats = miner.mine(data, pairs, recording, recording)
+    total = time.perf_counter() - t0
+    negs, _ = miner.negatives(list(range(len(pairs))), 0, 0)
+    q_emb, d_emb = seen
+    k = miner.search_k
+    search = min(_timed(lambda: miner.dense_candidates(q_emb, d_emb, k))
+                 for _ in range(args.repeats))
+    qt, dt = torch.from_numpy(q_emb), torch.from_numpy(d_emb)
+    mm = min(_timed(lambda: torch.mm(qt, dt.T)) for _ in range(args.repeats))
+    return {"total_s": total, "encode_s": stats.get("time_encode_s", float("nan")),
+            "search_in_run_s": stats.get("time_search_s", float("nan")),
+            "search_s": search, "mm_s": mm, "k": k, "queries": len(q_emb),
+            "docs": len(d_emb), "texts": len(q_emb) + len(d_emb),
+            "queries_with_negative": int((miner.pool.count > 0).sum()),
+            "short_queries": int(stats.get("short_queries", -1)),
+            "pairs_out": sum(1 for row in negs if row), "peak_rss_mb": peak_rss_mb()}
+
+
+def run_st(args: argparse.Namespace) -> dict:
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    data, pairs, model = load(args)
+    ds = Dataset.from_dict({"query": pairs.query_texts(), "positive": pairs.positive_texts()})
+    corpus = [data.doc_text(d) for d in data.corpus]
+    t0 = time.perf_counter()
+    out = mine_hard_negatives(ds, model, corpus=corpus, batch_size=args.batch_size,
+                              use_faiss=args.st_faiss, verbose=False, **SETTINGS)
+    total = time.perf_counter() - t0
+    return {"total_s": total, "queries_with_negative": len(set(out["query"])),
+            "pairs_out": len(out), "texts": len(set(ds["query"])) + len(set(corpus)),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def child(which: str, argv: list[str]) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", which, *argv]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    res = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out.returncode or not res:
+        sys.exit(f"{which} run failed:\n{out.stderr[-3000:]}")
+    return json.loads(res[-1][len("RESULT "):])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", type=int, default=1000, help="training pairs (seeded subset)")
+    ap.add_argument("--corpus", default="paired", choices=["paired", "all"])
+    ap.add_argument("--batch-size", type=int, default=64, help="encoding batch, both systems")
+    ap.add_argument("--max-seq-length", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5, help="search-stage timings (best of)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate ST and hnm this many times; the best time of each counts")
+    ap.add_argument("--st-faiss", action="store_true", help="ST with use_faiss=True")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--scale", action="store_true",
+                    help="run scripts/bench_scale.py instead (other arguments go to it)")
+    ap.add_argument("--one", choices=["hnm", "st"], help=argparse.SUPPRESS)
+    args, rest = ap.parse_known_args()
+    if args.scale:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_scale
+
+        bench_scale.main(rest)
+        return
+    if rest:
+        ap.error(f"unrecognised arguments: {' '.join(rest)}")
+    if args.one:
+        row = run_hnm(args) if args.one == "hnm" else run_st(args)
+        print("RESULT " + json.dumps(row))
+        return
+    argv = [a for a in sys.argv[1:]]
+    st_runs, hnm_runs = [], []
+    for _ in range(args.rounds):
+        st_runs.append(child("st", argv))
+        hnm_runs.append(child("hnm", argv))
+    st = min(st_runs, key=lambda r: r["total_s"])
+    h = min(hnm_runs, key=lambda r: r["total_s"])
+    gflop = 2 * h["queries"] * h["docs"] * 384 / 1e9
+    print(f"setup: {args.pairs} pairs, {h['queries']} unique queries, {h['docs']} documents, "
+          f"MiniLM len {args.max_seq_length}, batch {args.batch_size}, {os.cpu_count()} CPUs; "
+          f"settings {SETTINGS}")
+    print(f"st_end_to_end_s={st['total_s']:.2f} texts_encoded={st['texts']} "
+          f"queries_with_negative={st['queries_with_negative']} peak_rss_mb={st['peak_rss_mb']:.0f}")
+    print(f"hnm_end_to_end_s={h['total_s']:.2f} texts_encoded={h['texts']} "
+          f"queries_with_negative={h['queries_with_negative']} peak_rss_mb={h['peak_rss_mb']:.0f}")
+    print(f"hnm_encode_s={h['encode_s']:.2f} ({h['texts'] / h['encode_s']:.1f} texts/s)")
+    print(f"hnm_search_stage_s={h['search_s']:.4f} (in run: {h['search_in_run_s']:.4f}; "
+          f"top-{h['k']}, index build + search + positive scores)")
+    print(f"roofline_mm_s={h['mm_s']:.4f} ({gflop:.2f} GFLOP, {gflop / h['mm_s']:.1f} GFLOP/s)")
+    if args.rounds > 1:
+        print("all rounds (s): st=" + ",".join(f"{r['total_s']:.1f}" for r in st_runs)
+              + " hnm=" + ",".join(f"{r['total_s']:.1f}" for r in hnm_runs))
+    print(f"speedup_vs_st={st['total_s'] / h['total_s']:.2f} "
+          f"roofline_fraction={h['mm_s'] / h['search_s']:.2f} "
+          f"peak_rss_mb={h['peak_rss_mb']:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ from hnm.callbacks.refresh import MinerRefresh, SamplerRefresh
 from hnm.compare.files import write_eval_outputs
 from hnm.data.datamodule import RetrievalDataModule
 from hnm.data.dataset import RetrievalData, TrainPairs
-from hnm.dist import env_rank, prepare_relaunch
+from hnm.dist import env_rank, finish_relaunch, prepare_relaunch
 from hnm.encoders.embed import embed_fn
 from hnm.errors import ConfigError
 from hnm.logging_setup import build_loggers, resolved
@@ -119,6 +119,7 @@ def train(cfg: DictConfig) -> float:
     trainer.fit(module, datamodule=dm, ckpt_path=str(Path(str(resume)).expanduser())
                 if resume else None)
     timings["time/fit_s"] = time.perf_counter() - t0
+    finish_relaunch()  # DDP launcher: close the process group before the next job of a sweep
     timings.update({f"time/{k}": v for k, v in time_split(module.timings).items()})
 
     if trainer.is_global_zero:

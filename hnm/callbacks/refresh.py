@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 
+from hnm.dist import sharded_embed_fn
 from hnm.encoders.embed import embed_fn
 from hnm.types import BatchSampler, Miner
 
@@ -15,9 +16,12 @@ log = logging.getLogger(__name__)
 
 
 def _embedders(module: Any, batch_size: int, progress: bool):
+    """No-grad embedders of the current weights; under DDP each rank embeds a share of the
+    texts and every rank receives all embeddings (:func:`hnm.dist.sharded_embed_fn`), so the
+    refresh that follows computes the same state on every rank."""
     doc_model = getattr(module, "doc_encoder", None) or module.encoder
-    return (embed_fn(module.encoder, batch_size, progress=progress),
-            embed_fn(doc_model, batch_size, progress=progress))
+    return (sharded_embed_fn(embed_fn(module.encoder, batch_size, progress=progress)),
+            sharded_embed_fn(embed_fn(doc_model, batch_size, progress=progress)))
 
 
 def _log(trainer: L.Trainer, prefix: str, stats: dict[str, float], step: int) -> None:
@@ -31,7 +35,9 @@ class SamplerRefresh(L.Callback):
     """At each epoch start, asks the batch sampler whether to re-cluster, and does it.
 
     The time spent is logged as ``sampler/refresh_s`` and added to the module's
-    ``timings["refresh_s"]``, separately from training-step time.
+    ``timings["refresh_s"]``, separately from training-step time. The sampler in use is the
+    datamodule's ``batch_sampler`` when there is one (under DDP the datamodule replaces the
+    sampler by a rank-sharded one at global batch size), else the one given here.
     """
 
     def __init__(self, sampler: BatchSampler, batch_size: int = 64, progress: bool = True):
@@ -41,12 +47,15 @@ class SamplerRefresh(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
-        self.sampler.set_epoch(epoch)
-        if not self.sampler.needs_refresh(epoch):
+        dm = getattr(trainer, "datamodule", None)
+        sampler = getattr(dm, "batch_sampler", None)
+        sampler = self.sampler if sampler is None else sampler
+        sampler.set_epoch(epoch)
+        if not sampler.needs_refresh(epoch):
             return
         t0 = time.perf_counter()
         eq, ed = _embedders(pl_module, self.batch_size, self.progress and trainer.is_global_zero)
-        stats = dict(self.sampler.refresh(eq, ed) or {})
+        stats = dict(sampler.refresh(eq, ed) or {})
         dt = time.perf_counter() - t0
         stats["refresh_s"] = dt
         if hasattr(pl_module, "timings"):
@@ -57,7 +66,12 @@ class SamplerRefresh(L.Callback):
 
 
 class MinerRefresh(L.Callback):
-    """Before each training step, asks the miner whether to re-mine, and does it (ANCE)."""
+    """Before each training step, asks the miner whether to re-mine, and does it (ANCE).
+
+    Under DDP every rank re-mines at the same step with sharded embedding (each rank encodes a
+    share of corpus and queries, all ranks receive all embeddings), then searches locally, so
+    every rank holds the negatives of all pairs.
+    """
 
     def __init__(self, miner: Miner, batch_size: int = 64, progress: bool = True):
         self.miner = miner

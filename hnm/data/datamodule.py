@@ -46,7 +46,9 @@ class RetrievalDataModule(L.LightningDataModule):
 
     Args:
         pairs: training pairs.
-        batch_size: queries per batch (per device).
+        batch_size: queries per batch per device; under DDP the sampler composes global batches
+            of ``batch_size * world_size`` that are split by rank
+            (:class:`~hnm.samplers.distributed.ShardedBatchSampler`).
         sampler: a factory ``(pairs=, batch_size=, seed=, drop_last=) -> BatchSampler``; the
             random shuffle when None.
         seed: seed of the sampler's randomness (with the epoch).
@@ -63,7 +65,30 @@ class RetrievalDataModule(L.LightningDataModule):
         self.batch_sampler: BatchSampler = factory(pairs=pairs, batch_size=batch_size,
                                                    seed=seed, drop_last=drop_last)
         self.num_workers = num_workers
+        self.per_device_batch_size = int(batch_size)
+
+    def _shard_for_devices(self) -> None:
+        """Under DDP, let the sampler compose global batches and hand each rank its shard.
+
+        The sampler object is kept (a miner may hold it, e.g. ``tas_balanced``'s negatives);
+        its ``batch_size`` is raised to ``batch_size * world`` before its first use.
+        """
+        from hnm.errors import ConfigError
+        from hnm.samplers.distributed import ShardedBatchSampler
+
+        trainer = self.trainer
+        world = int(getattr(trainer, "world_size", 1) or 1)
+        if trainer is None or world == 1 or isinstance(self.batch_sampler, ShardedBatchSampler):
+            return
+        inner = self.batch_sampler
+        if not hasattr(inner, "batch_size"):
+            raise ConfigError(
+                f"sampler {type(inner).__name__} has no batch_size attribute; multi-device "
+                "runs need one (hnm sets it to the global batch size, batch_size * devices)")
+        inner.batch_size = self.per_device_batch_size * world  # type: ignore[attr-defined]
+        self.batch_sampler = ShardedBatchSampler(inner, world, int(trainer.global_rank))
 
     def train_dataloader(self) -> DataLoader:
+        self._shard_for_devices()
         return DataLoader(_PairIndex(self.pairs), batch_sampler=self.batch_sampler,  # type: ignore[arg-type]
                           collate_fn=PairCollator(self.pairs), num_workers=self.num_workers)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from sentence_transformers import SentenceTransformer, models
 
+from hnm.dist import torch_device
 from hnm.errors import ConfigError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -46,6 +47,7 @@ def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
     A plain HF checkpoint (no ``modules.json``) gets ``pooling`` (mean | cls | max) on top.
     Loading is offline unless ``HF_HUB_OFFLINE=0`` is set in the environment.
     """
+    device = torch_device(device)  # "gpu" (trainer.accelerator) -> cuda:LOCAL_RANK, or cpu
     path = Path(os.path.expanduser(name))
     local = path.exists()
     if not local and os.environ.get("HF_HUB_OFFLINE") == "1" and ("/" not in name or name.startswith(("/", "."))):
@@ -82,6 +84,8 @@ def tiny_encoder(hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2,
     import tempfile
 
     from transformers import AutoTokenizer, BertConfig, BertModel
+
+    device = torch_device(device)
 
     tok_path = minilm_path()
     config = BertConfig(

@@ -124,7 +124,9 @@ class DocIndex:
                                             hnsw_m=hnsw_m, ef_construction=ef_construction,
                                             seed=seed)
             if on_gpu:
-                self._index = to_gpu(self._index, torch.device(device).index or 0)
+                gpu = torch.device(device).index  # "cuda": this process's GPU (DDP rank)
+                self._index = to_gpu(self._index, torch.cuda.current_device() if gpu is None
+                                     else gpu)
         log.debug("DocIndex: %d x %d docs, backend=%s index=%s device=%s, built in %.2fs",
                   *self.docs.shape, backend, index, device, time.perf_counter() - start)
 

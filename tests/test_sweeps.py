@@ -95,7 +95,8 @@ def test_two_by_two_sweep_then_compare(tmp_path: Path) -> None:
     assert (folder / "compare.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader((folder / "compare.csv").open()))
     assert [r["seeds"] for r in rows] == ["2", "2"]
-    assert rows[1]["p_ttest"] != "" and int(rows[1]["queries"]) > 100  # union of seeds' subsets
+    # the eval subsample is seeded apart from the run seed: both seeds score the same 100 queries
+    assert rows[1]["p_ttest"] != "" and int(rows[1]["queries"]) == 100
 
 
 @pytest.mark.slow

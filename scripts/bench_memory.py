@@ -30,17 +30,10 @@ import sys
 import time
 from typing import Any
 
+from hnm.memory import peak_rss_mb
+
 MODES = ("baseline", "full", "cached")
 
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def child(mode: str, model_name: str, batch_size: int, chunk_size: int, max_len: int) -> None:
@@ -84,7 +77,7 @@ def child(mode: str, model_name: str, batch_size: int, chunk_size: int, max_len:
     t0 = time.perf_counter()
     loss = step(queries, docs) if mode != "baseline" else float("nan")
     seconds = time.perf_counter() - t0
-    print(json.dumps({"peak_mb": _peak_rss_mb(), "seconds": seconds, "loss": loss,
+    print(json.dumps({"peak_mb": peak_rss_mb(), "seconds": seconds, "loss": loss,
                       "batch": len(queries)}))
 
 

@@ -30,19 +30,14 @@ import subprocess
 import sys
 import time
 
+from hnm.memory import peak_rss_mb
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SETTINGS = {"num_negatives": 1, "range_min": 10, "range_max": 50,
             "sampling_strategy": "random", "relative_margin": 0.05}
 
-
-def peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def load(args: argparse.Namespace):

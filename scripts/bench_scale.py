@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from hnm.memory import peak_rss_mb
+
 KINDS = ("flat", "ivf", "hnsw")
 
 
@@ -47,14 +49,6 @@ def synthetic(n: int, d: int, seed: int, latent: int = 16, noise: float = 0.3,
         out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size (VmHWM) in MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def mm_roofline(q: np.ndarray, docs: np.ndarray, chunk: int = 65536, repeats: int = 2) -> float:

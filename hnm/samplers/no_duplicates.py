@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from hnm.data.dataset import TrainPairs
-from hnm.samplers.random import check_batch_size, epoch_rng, num_batches
-from hnm.types import EmbedFn
+from hnm.samplers.random import ModelFreeSampler, check_batch_size, epoch_rng, num_batches
 
 
-class NoDuplicatesSampler:
+class NoDuplicatesSampler(ModelFreeSampler):
     """A shuffle of the pairs, greedily packed so that no text occurs twice in a batch.
 
     Each pair has two texts, its query and its positive document. With in-batch negatives a
@@ -58,9 +55,6 @@ class NoDuplicatesSampler:
         d = [codes.setdefault(t, len(codes)) for t in pairs.positive_texts()]
         self.keys = np.stack([np.asarray(q, dtype=np.int64), np.asarray(d, dtype=np.int64)], 1)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def batches(self) -> list[list[int]]:
         """This epoch's batches (what ``__iter__`` yields)."""
         order = epoch_rng(self.seed, self.epoch).permutation(self.n).tolist()
@@ -90,14 +84,5 @@ class NoDuplicatesSampler:
         self.last_skipped = len(remaining)  # pairs in no batch this epoch
         return out
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
-
     def __len__(self) -> int:
         return num_batches(self.n, self.batch_size, self.drop_last)
-
-    def needs_refresh(self, epoch: int) -> bool:
-        return False
-
-    def refresh(self, embed_queries: EmbedFn, embed_docs: EmbedFn) -> dict[str, float]:
-        return {}

@@ -33,7 +33,32 @@ def check_batch_size(batch_size: int) -> None:
         raise ConfigError(f"batch_size={batch_size!r} is not valid; expected an integer >= 1")
 
 
-class RandomBatchSampler:
+class ModelFreeSampler:
+    """Protocol plumbing shared by samplers whose batches do not depend on the model.
+
+    A subclass sets ``self.epoch`` and defines ``batches()`` (this epoch's batches) and
+    ``__len__``; ``set_epoch``, iteration and the no-op refresh come from here.
+    """
+
+    epoch: int = 0
+
+    def batches(self) -> list[list[int]]:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def needs_refresh(self, epoch: int) -> bool:
+        return False
+
+    def refresh(self, embed_queries: EmbedFn, embed_docs: EmbedFn) -> dict[str, float]:
+        return {}
+
+
+class RandomBatchSampler(ModelFreeSampler):
     """Uniformly random batches: a fresh shuffle of all training pairs every epoch.
 
     The default when no ``sampler`` is configured, i.e. plain in-batch negatives as in DPR
@@ -61,22 +86,10 @@ class RandomBatchSampler:
         self.drop_last = bool(drop_last)
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def batches(self) -> list[list[int]]:
         """This epoch's batches (what ``__iter__`` yields)."""
         order = epoch_rng(self.seed, self.epoch).permutation(self.n)
         return to_batches(order, self.batch_size, self.drop_last)
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
-
     def __len__(self) -> int:
         return num_batches(self.n, self.batch_size, self.drop_last)
-
-    def needs_refresh(self, epoch: int) -> bool:
-        return False
-
-    def refresh(self, embed_queries: EmbedFn, embed_docs: EmbedFn) -> dict[str, float]:
-        return {}

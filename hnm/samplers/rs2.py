@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError
-from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
-from hnm.types import EmbedFn
+from hnm.samplers.random import (
+    ModelFreeSampler,
+    check_batch_size,
+    epoch_rng,
+    num_batches,
+    to_batches,
+)
 
 
-class RS2Sampler:
+class RS2Sampler(ModelFreeSampler):
     """Repeated Sampling of Random Subsets: each epoch trains on ``fraction`` of the pairs.
 
     With ``n`` pairs and subset size ``m = round(fraction * n)``, every epoch is a random
@@ -66,9 +69,6 @@ class RS2Sampler:
         self.epochs_per_pass = -(-self.n // self.subset_size)
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def subset(self, epoch: int | None = None) -> np.ndarray:
         """The pair indices of an epoch's subset (in the order they are batched)."""
         epoch = self.epoch if epoch is None else int(epoch)
@@ -88,14 +88,5 @@ class RS2Sampler:
         """This epoch's batches (what ``__iter__`` yields)."""
         return to_batches(self.subset(), self.batch_size, self.drop_last)
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
-
     def __len__(self) -> int:
         return num_batches(self.subset_size, self.batch_size, self.drop_last)
-
-    def needs_refresh(self, epoch: int) -> bool:
-        return False
-
-    def refresh(self, embed_queries: EmbedFn, embed_docs: EmbedFn) -> dict[str, float]:
-        return {}

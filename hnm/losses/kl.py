@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, check_choice
 from hnm.losses.infonce import InfoNCELoss
 from hnm.losses.teacher import CANDIDATE_CHOICES, TeacherScorer, teacher_scores
 from hnm.modules.context import ScoreContext
@@ -70,9 +70,7 @@ class KLDistillationLoss:
                  candidates: Literal["explicit", "all"] = "all", temperature: float = 0.05,
                  teacher_temperature: float = 0.05, infonce_weight: float = 0.0,
                  teacher_batch_size: int = 64) -> None:
-        if candidates not in CANDIDATE_CHOICES:
-            raise ConfigError(f"loss.candidates={candidates!r} is not valid; expected one of: "
-                              f"{', '.join(CANDIDATE_CHOICES)}")
+        check_choice("loss.candidates", candidates, CANDIDATE_CHOICES)
         for name, value in (("temperature", temperature),
                             ("teacher_temperature", teacher_temperature)):
             if value <= 0:

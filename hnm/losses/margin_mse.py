@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, check_choice
 from hnm.losses.infonce import InfoNCELoss
 from hnm.losses.teacher import CANDIDATE_CHOICES, TeacherScorer, teacher_scores
 from hnm.modules.context import ScoreContext
@@ -70,9 +70,7 @@ class MarginMSELoss:
                  candidates: Literal["explicit", "all"] = "explicit", scale: float = 1.0,
                  teacher_scale: float = 1.0, infonce_weight: float = 0.0,
                  temperature: float = 0.05, teacher_batch_size: int = 64) -> None:
-        if candidates not in CANDIDATE_CHOICES:
-            raise ConfigError(f"loss.candidates={candidates!r} is not valid; expected one of: "
-                              f"{', '.join(CANDIDATE_CHOICES)}")
+        check_choice("loss.candidates", candidates, CANDIDATE_CHOICES)
         if infonce_weight < 0:
             raise ConfigError(f"loss.infonce_weight must be >= 0, got {infonce_weight}")
         self.scorer = TeacherScorer(teacher, teacher_batch_size) if teacher is not None else None

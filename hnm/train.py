@@ -1,9 +1,17 @@
-"""``hnm train``: compose, evaluate zero-shot, fit, evaluate, save, report."""
+"""``hnm train``: build the parts, evaluate zero-shot, fit, evaluate, save, report.
+
+:func:`train` runs four steps around one :class:`Run` that holds the parts:
+:func:`build` (instantiate everything, nothing heavy), :func:`prepare` (zero-shot evaluation,
+first mining), :func:`fit` (``trainer.fit``) and :func:`report` (final evaluation, model,
+``metrics.json``), with the loggers finalised and the DDP relaunch state restored in
+``finally`` whatever happened. Tests drive the same steps to look inside a real run.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,8 @@ from hnm.modules.retrieval import RetrievalModule
 from hnm.modules.telemetry import time_split
 from hnm.report import before_after_table, print_table
 from hnm.runinfo import claim, run_dir, sweep_info, write_json
+from hnm.strategy_report import check_can_act, effect_metrics, warn_no_effect
+from hnm.types import ConfiguresModule, EmbedFn, ProvidesMiner
 
 log = logging.getLogger(__name__)
 for _noisy in ("faiss.loader", "sentence_transformers.base.model", "httpx"):
@@ -47,19 +57,69 @@ def build_strategies(cfg: DictConfig) -> list[Any]:
     return [instantiate(v) for v in node.values() if v is not None]
 
 
+def strategy_names(cfg: DictConfig) -> list[str]:
+    """Config names of the negatives strategies, in the order :func:`build_strategies` builds."""
+    node = cfg.get("negatives")
+    if not node:
+        return []
+    if "_target_" in node:
+        return [str(node["_target_"]).rsplit(".", 1)[-1]]
+    return [str(k) for k, v in node.items() if v is not None]
+
+
 def build_evaluator(cfg: DictConfig, data: RetrievalData) -> Any:
     return instantiate(cfg.eval.evaluator, _partial_=True)(data=data, split=cfg.data.eval_split)
 
 
-def train(cfg: DictConfig) -> float:
-    """Run one experiment; returns ``cfg.optimize_metric`` for sweepers."""
+@dataclass
+class Run:
+    """The parts of one ``hnm train`` run and what it measured so far."""
+
+    cfg: DictConfig
+    out: Path
+    data: RetrievalData
+    pairs: TrainPairs
+    encoder: Any
+    miner: Any
+    strategies: list[Any]
+    evaluator: Any
+    embed: EmbedFn
+    dm: RetrievalDataModule
+    module: RetrievalModule
+    loggers: list[Any]
+    trainer: L.Trainer
+    sampler_refresh: SamplerRefresh
+    t_start: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    finished: bool = False
+    miner_from_sampler: bool = False
+
+    def parts(self) -> dict[str, Any]:
+        """Configured strategies by report name: ``sampler``, ``miner``, ``negatives/<name>``,
+        ``loss`` (only those the user added, and the loss)."""
+        names = strategy_names(self.cfg)
+        out: dict[str, Any] = {}
+        if self.cfg.get("sampler"):
+            out["sampler"] = self.dm.batch_sampler
+        if self.cfg.get("miner") and self.miner is not None:
+            out["miner"] = self.miner
+        for name, s in zip(names, self.strategies):
+            out[f"negatives/{name}"] = s
+        out["loss"] = self.module.loss_fn
+        return out
+
+
+def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
+    """Instantiate every part of the run (no encoding yet); ``data`` replaces ``cfg.data``'s
+    source (tests plant their own)."""
     t_start = time.perf_counter()
     out = run_dir()
     claim(out / "metrics.json", "metrics.json")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     config = resolved(cfg)
 
-    data = load_data(cfg)
+    data = load_data(cfg) if data is None else data
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
     log.info("dataset %s: %d training pairs, %d corpus documents, %d %s queries",
              data.name, len(pairs), len(data.corpus), len(data.split(cfg.data.eval_split)),
@@ -74,36 +134,20 @@ def train(cfg: DictConfig) -> float:
     miner = instantiate(cfg.miner) if cfg.get("miner") else None
     strategies = build_strategies(cfg)
     evaluator = build_evaluator(cfg, data)
-
-    metrics: dict[str, float] = {}
-    timings: dict[str, float] = {}
-    embed = embed_fn(encoder, cfg.eval.batch_size)
-    if cfg.eval.zero_shot and env_rank() == 0:  # other DDP ranks: nothing to report
-        t0 = time.perf_counter()
-        metrics.update(evaluator(embed, embed, "zero_shot"))
-        write_eval_outputs(evaluator, out, "zero_shot")
-        timings["time/zero_shot_eval_s"] = time.perf_counter() - t0
-
-    if miner is not None:
-        t0 = time.perf_counter()
-        stats = miner.mine(data, pairs, embed, embed) or {}
-        timings["time/mine_s"] = time.perf_counter() - t0
-        metrics.update({f"mine/{k}": float(v) for k, v in stats.items()
-                        if isinstance(v, (int, float))})
-
     dm = RetrievalDataModule(pairs, cfg.batch_size, sampler_factory, seed=cfg.seed,
                              drop_last=cfg.data.get("drop_last", False))
-    as_miner = getattr(dm.batch_sampler, "as_miner", None)
-    if miner is None and as_miner is not None:
-        miner = as_miner()  # a sampler that picks explicit negatives (tas_balanced)
+    from_sampler = miner is None and isinstance(dm.batch_sampler, ProvidesMiner)
+    if from_sampler:
+        miner = dm.batch_sampler.as_miner()  # type: ignore[union-attr]  # TAS-B's negatives
     module = RetrievalModule(encoder=encoder, loss=loss, pairs=pairs, miner=miner,
                              negatives=strategies, **cfg.module)
-    if miner is not None and hasattr(miner, "configure_module"):
+    if isinstance(miner, ConfiguresModule):
         miner.configure_module(module)  # e.g. ADORE's frozen document encoder
-    module.timings["mine_s"] = timings.get("time/mine_s", 0.0)  # in time/refresh_frac
     group, name = sweep_info()
     loggers = build_loggers(cfg.get("logger"), str(out), group, name, config)
-    callbacks: list[L.Callback] = [SamplerRefresh(dm.batch_sampler, cfg.eval.batch_size)]
+    sampler_refresh = SamplerRefresh(dm.batch_sampler, cfg.eval.batch_size)
+    dm.before_first_batches.append(sampler_refresh.prepare)
+    callbacks: list[L.Callback] = [sampler_refresh]
     if miner is not None:
         callbacks.append(MinerRefresh(miner, cfg.eval.batch_size))
     callbacks.append(TrainCurve(out / "train_curve.csv"))
@@ -111,48 +155,107 @@ def train(cfg: DictConfig) -> float:
         dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0))
     trainer: L.Trainer = instantiate(cfg.trainer, _partial_=True)(
         logger=loggers or False, callbacks=callbacks, default_root_dir=str(out))
-    resume = cfg.get("resume")
+    run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, miner=miner,
+              strategies=strategies, evaluator=evaluator,
+              embed=embed_fn(encoder, cfg.eval.batch_size), dm=dm, module=module,
+              loggers=loggers, trainer=trainer, sampler_refresh=sampler_refresh,
+              t_start=t_start, miner_from_sampler=from_sampler and miner is not None)
+    check_can_act(run.parts(), trainer, len(dm.batch_sampler))
+    return run
+
+
+def prepare(run: Run) -> None:
+    """Before training: the zero-shot evaluation (rank 0) and the miner's first mining."""
+    cfg, embed = run.cfg, run.embed
+    if cfg.eval.zero_shot and env_rank() == 0:  # other DDP ranks: nothing to report
+        t0 = time.perf_counter()
+        run.metrics.update(run.evaluator(embed, embed, "zero_shot"))
+        write_eval_outputs(run.evaluator, run.out, "zero_shot")
+        run.timings["time/zero_shot_eval_s"] = time.perf_counter() - t0
+    if run.miner is not None and not run.miner_from_sampler:  # TAS-B's come with its refresh
+        t0 = time.perf_counter()
+        stats = run.miner.mine(run.data, run.pairs, embed, embed) or {}
+        run.timings["time/mine_s"] = time.perf_counter() - t0
+        run.metrics.update({f"mine/{k}": float(v) for k, v in stats.items()
+                            if isinstance(v, (int, float))})
+    run.module.timings["mine_s"] = run.timings.get("time/mine_s", 0.0)  # in time/refresh_frac
+
+
+def fit(run: Run) -> None:
+    """``trainer.fit`` (from ``cfg.resume`` when set)."""
+    resume = run.cfg.get("resume")
     if resume and not Path(str(resume)).expanduser().is_file():
         raise ConfigError(f"resume={resume}: no such checkpoint file")
-    prepare_relaunch(trainer)  # DDP: the other ranks re-run this very job
+    prepare_relaunch(run.trainer)  # DDP: the other ranks re-run this very job
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(Path(str(resume)).expanduser())
-                if resume else None)
-    timings["time/fit_s"] = time.perf_counter() - t0
+    run.trainer.fit(run.module, datamodule=run.dm,
+                    ckpt_path=str(Path(str(resume)).expanduser()) if resume else None)
+    run.timings["time/fit_s"] = time.perf_counter() - t0
     finish_relaunch()  # DDP launcher: close the process group before the next job of a sweep
-    timings.update({f"time/{k}": v for k, v in time_split(module.timings).items()})
+    run.timings.update({f"time/{k}": v for k, v in time_split(run.module.timings).items()})
 
-    if trainer.is_global_zero:
-        t0 = time.perf_counter()
-        doc_model = module.doc_encoder  # ADORE: the corpus side stays the frozen encoder
-        doc_embed = embed if doc_model is None else embed_fn(doc_model, cfg.eval.batch_size)
-        metrics.update(evaluator(embed, doc_embed, "test"))
-        write_eval_outputs(evaluator, out, "test")
-        timings["time/test_eval_s"] = time.perf_counter() - t0
-        model_dir = claim(out / "model", "a saved model")
-        encoder.save(str(model_dir))
-        if doc_model is not None:
-            doc_model.save(str(claim(out / "doc_model", "a saved model")))
-        timings["time/total_s"] = time.perf_counter() - t_start
-        metrics.update(timings)
-        metrics["train/pairs"] = float(len(pairs))
-        metrics["train/steps"] = float(trainer.global_step)
-        for logger in loggers:
-            logger.log_metrics({k: v for k, v in metrics.items()}, step=trainer.global_step)
-            logger.finalize("success")
-            if type(logger).__name__ == "WandbLogger":  # the next run of a sweep gets its own
-                logger.experiment.finish()
-        write_json(out / "metrics.json", metrics)
-        (out / "config.yaml").exists() or (out / "config.yaml").write_text(
-            OmegaConf.to_yaml(cfg, resolve=True))
-        print_table(before_after_table(metrics, data.name))
-        print(f"run folder: {out}")
-    else:  # another DDP rank: rank 0 evaluates, saves and reports
+
+def report(run: Run) -> float:
+    """Rank 0: final evaluation, the saved model, ``metrics.json``, the table; returns
+    ``cfg.optimize_metric`` (NaN on the other DDP ranks)."""
+    cfg, trainer, out, metrics = run.cfg, run.trainer, run.out, run.metrics
+    if not trainer.is_global_zero:  # another DDP rank: rank 0 evaluates, saves and reports
         return float("nan")
+    t0 = time.perf_counter()
+    doc_model = run.module.doc_encoder  # ADORE: the corpus side stays the frozen encoder
+    doc_embed = run.embed if doc_model is None else embed_fn(doc_model, cfg.eval.batch_size)
+    metrics.update(run.evaluator(run.embed, doc_embed, "test"))
+    write_eval_outputs(run.evaluator, out, "test")
+    run.timings["time/test_eval_s"] = time.perf_counter() - t0
+    model_dir = claim(out / "model", "a saved model")
+    run.encoder.save(str(model_dir))
+    if doc_model is not None:
+        doc_model.save(str(claim(out / "doc_model", "a saved model")))
+    run.timings["time/total_s"] = time.perf_counter() - run.t_start
+    metrics.update(run.timings)
+    metrics["train/pairs"] = float(len(run.pairs))
+    metrics["train/steps"] = float(trainer.global_step)
+    effects = effect_metrics(run.parts())
+    metrics.update(effects)
+    for logger in run.loggers:
+        logger.log_metrics(dict(metrics), step=trainer.global_step)
+    write_json(out / "metrics.json", metrics)
+    (out / "config.yaml").exists() or (out / "config.yaml").write_text(
+        OmegaConf.to_yaml(cfg, resolve=True))
+    print_table(before_after_table(metrics, run.data.name))
+    warn_no_effect(effects, list(run.parts()))
+    print(f"run folder: {out}")
+    run.finished = True
     key = str(cfg.optimize_metric)
     if "/" not in key:
-        key = f"test/{data.name}/{key}"
+        key = f"test/{run.data.name}/{key}"
     if key not in metrics:
         raise ConfigError(f"optimize_metric={key!r} is not among the run's metrics: "
                           f"{', '.join(sorted(k for k in metrics if '/' in k)[:12])}, …")
     return float(metrics[key])
+
+
+def cleanup(run: Run) -> None:
+    """Finalise the loggers (each W&B run closed, so the next job of a sweep gets its own) and
+    restore the DDP relaunch state, whatever happened."""
+    finish_relaunch()
+    if not run.trainer.is_global_zero:
+        return
+    for logger in run.loggers:
+        try:
+            logger.finalize("success" if run.finished else "failed")
+            if type(logger).__name__ == "WandbLogger":
+                logger.experiment.finish(exit_code=0 if run.finished else 1)
+        except Exception as err:  # noqa: BLE001 - a logger's failure must not hide the run's
+            log.warning("closing logger %s failed: %s", type(logger).__name__, err)
+
+
+def train(cfg: DictConfig) -> float:
+    """Run one experiment; returns ``cfg.optimize_metric`` for sweepers."""
+    run = build(cfg)
+    try:
+        prepare(run)
+        fit(run)
+        return report(run)
+    finally:
+        cleanup(run)

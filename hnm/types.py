@@ -78,3 +78,95 @@ class Loss(Protocol):
     """Reduces a :class:`ScoreContext` to a scalar loss."""
 
     def __call__(self, ctx: ScoreContext) -> object: ...
+
+
+# -- optional hooks: a part implements one by defining the method; callers check with isinstance
+
+
+@runtime_checkable
+class ProvidesMiner(Protocol):
+    """A batch sampler that also chooses explicit negatives (TAS-Balanced): ``hnm train`` uses
+    ``as_miner()`` when no ``+miner`` is configured (None: this configuration has none)."""
+
+    def as_miner(self) -> Miner | None: ...
+
+
+@runtime_checkable
+class ConfiguresModule(Protocol):
+    """A miner that needs the LightningModule before training (ADORE's frozen document
+    encoder, ANCE's access to the current weights)."""
+
+    def configure_module(self, module: object) -> None: ...
+
+
+@runtime_checkable
+class StepEndHook(Protocol):
+    """Called after every training batch (each micro-batch under gradient accumulation), e.g.
+    to enqueue this batch's keys."""
+
+    def on_step_end(self, module: object) -> None: ...
+
+
+@runtime_checkable
+class OptimizerStepHook(Protocol):
+    """Called once after every optimizer step (not per micro-batch), e.g. a momentum update."""
+
+    def on_optimizer_step(self, module: object) -> None: ...
+
+
+@runtime_checkable
+class AfterLoss(Protocol):
+    """A negative strategy that needs the loss's unweighted per-query values of the batch it
+    shaped (DBPM's loss history). ``per_query`` is None when the loss does not report them."""
+
+    def after_loss(self, ctx: ScoreContext, per_query: object | None) -> None: ...
+
+
+@runtime_checkable
+class ReportsPerQuery(Protocol):
+    """A loss that returns ``(scalar loss, unweighted per-query losses (B,), detached)``."""
+
+    def loss_and_per_query(self, ctx: ScoreContext) -> tuple[object, object]: ...
+
+
+@runtime_checkable
+class EncodingLoss(Protocol):
+    """A loss that encodes the batch itself (GradCache's chunked re-encoding)."""
+
+    def encode(self, model: object, texts: Sequence[str]) -> object: ...
+
+
+@runtime_checkable
+class HasTemperature(Protocol):
+    """A loss with a softmax temperature, so strategies can reason in logit space."""
+
+    temperature: float
+
+
+@runtime_checkable
+class HasFrozenModels(Protocol):
+    """A part holding models that must stay in eval mode during training (guides, teachers,
+    momentum encoders, snapshots); the module puts them in eval before every step."""
+
+    def frozen_models(self) -> list[object]: ...
+
+
+@runtime_checkable
+class ReportsEffect(Protocol):
+    """A strategy that says what it changed so far in this run (cumulative counts, e.g.
+    ``batches_recomposed``, ``negatives_attached``, ``candidates_masked``, ``pairs_reweighted``).
+
+    ``hnm train`` writes them as ``strategy/<name>/<figure>`` to ``metrics.json`` and warns at
+    the end of a run when every figure of a configured strategy is zero."""
+
+    def effect(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class ChecksSchedule(Protocol):
+    """A strategy that can tell before training that it would never act, e.g. a warm-up as long
+    as the run: raises :class:`~hnm.errors.ConfigError` naming the knob. ``epochs`` is the
+    number of epochs the run will start (partial ones included), ``steps`` its optimizer
+    steps."""
+
+    def check_schedule(self, epochs: int, steps: int) -> None: ...

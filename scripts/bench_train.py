@@ -25,8 +25,8 @@
    figure errs high under load): the amortised overhead (target: 10%). Samplers that refresh
    only once before training (TAS-Balanced: clustering and mining) are labelled ``setup``, a
    one-time cost like mining's.
-4. ``--dropout`` trains hnm's encoder in train mode (dropout on), as the HF trainer does;
-   ``hnm train`` keeps the modes the model was loaded with (the transformer's dropout off).
+4. Both systems train with dropout on (``hnm train``'s default, ``module.dropout=true``, and
+   the HF trainer's); ``--no-dropout`` trains hnm's encoder in eval mode instead.
 
     python scripts/bench_train.py           # MiniLM: several minutes on 2 CPU cores
     python scripts/bench_train.py --quick   # tiny random encoder, few steps: a smoke run
@@ -72,10 +72,6 @@ class LightningClock(L.Callback):
     def __init__(self, clock: StepClock, dropout: bool = False) -> None:
         self.clock, self.dropout = clock, dropout
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
-        if self.dropout:  # every submodule in train mode, as the HF trainer does
-            pl_module.encoder.train()
-
     def on_train_batch_end(self, *args: Any) -> None:
         self.clock.ends.append(time.perf_counter())
 
@@ -93,12 +89,22 @@ class Timed:
         self.calls += 1
         return out
 
-    def on_step_end(self, module: Any) -> None:
-        after = getattr(self.inner, "on_step_end", None)
+    def _hook(self, name: str, module: Any) -> None:
+        after = getattr(self.inner, name, None)
         if after is not None:
             t = time.perf_counter()
             after(module)
             self.seconds += time.perf_counter() - t
+
+    def on_step_end(self, module: Any) -> None:
+        self._hook("on_step_end", module)
+
+    def on_optimizer_step(self, module: Any) -> None:
+        self._hook("on_optimizer_step", module)
+
+    def frozen_models(self) -> list[Any]:
+        inner = getattr(self.inner, "frozen_models", None)
+        return list(inner()) if inner is not None else []
 
 
 def config(args: argparse.Namespace, extra: list[str] = ()) -> Any:
@@ -117,7 +123,8 @@ def run_hnm(cfg: Any, pairs: Any, steps: int, strategies: list[Any] = (),
     from hnm.modules.retrieval import RetrievalModule
 
     module = RetrievalModule(encoder=instantiate(cfg.encoder), loss=instantiate(cfg.loss),
-                             pairs=pairs, negatives=list(strategies), **cfg.module)
+                             pairs=pairs, negatives=list(strategies),
+                             **{**cfg.module, "dropout": dropout})
     module.strategies = [Timed(s) for s in module.strategies]
     clock = StepClock()
     trainer = instantiate(cfg.trainer, _partial_=True)(
@@ -190,9 +197,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--pairs", type=int, default=1000, help="training pairs (NGAME's epoch)")
-    p.add_argument("--dropout", action="store_true",
-                   help="train hnm's encoder with dropout on (train mode), as the HF trainer "
-                        "does; `hnm train` keeps the modes the model was loaded with")
+    p.add_argument("--no-dropout", dest="dropout", action="store_false",
+                   help="train hnm's encoder in eval mode (module.dropout=false); by default "
+                        "it trains with dropout on, as `hnm train` and the HF trainer do")
     p.add_argument("--speed-only", action="store_true",
                    help="only the hnm / sentence-transformers comparison")
     p.add_argument("--repeats", type=int, default=2,

@@ -32,7 +32,16 @@ def _log(trainer: L.Trainer, prefix: str, stats: dict[str, float], step: int) ->
 
 
 class SamplerRefresh(L.Callback):
-    """At each epoch start, asks the batch sampler whether to re-cluster, and does it.
+    """Gives the batch sampler its epoch and, when it asks, re-clusters with the current encoder,
+    before the epoch's first batch is composed.
+
+    Lightning builds the epoch-0 batch iterator (and a resumed epoch's) in
+    ``fit_loop.setup_data``, before any ``on_train_epoch_start`` hook, right after it asked
+    the datamodule for its ``train_dataloader``; later epochs' iterators are built after
+    ``on_train_epoch_start``. So :meth:`prepare` runs from both places: the datamodule calls it
+    in ``train_dataloader`` (the checkpoint, the devices and, under DDP, the process group are
+    in place by then), and ``on_train_epoch_start`` calls it for every later epoch. It is
+    idempotent per epoch: the sampler's ``needs_refresh`` says whether anything is left to do.
 
     The time spent is logged as ``sampler/refresh_s`` and added to the module's
     ``timings["refresh_s"]``, separately from training-step time. The sampler in use is the
@@ -44,12 +53,17 @@ class SamplerRefresh(L.Callback):
         self.sampler = sampler
         self.batch_size = batch_size
         self.progress = progress
+        self.refreshes = 0
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch = trainer.current_epoch
-        dm = getattr(trainer, "datamodule", None)
+    def _active(self, trainer: L.Trainer) -> BatchSampler:
+        dm = trainer.datamodule
         sampler = getattr(dm, "batch_sampler", None)
-        sampler = self.sampler if sampler is None else sampler
+        return self.sampler if sampler is None else sampler
+
+    def prepare(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Set the sampler's epoch and refresh it if it needs to, for ``trainer.current_epoch``."""
+        epoch = trainer.current_epoch
+        sampler = self._active(trainer)
         sampler.set_epoch(epoch)
         if not sampler.needs_refresh(epoch):
             return
@@ -57,12 +71,17 @@ class SamplerRefresh(L.Callback):
         eq, ed = _embedders(pl_module, self.batch_size, self.progress and trainer.is_global_zero)
         stats = dict(sampler.refresh(eq, ed) or {})
         dt = time.perf_counter() - t0
+        self.refreshes += 1
         stats["refresh_s"] = dt
-        if hasattr(pl_module, "timings"):
-            pl_module.timings["refresh_s"] += dt
+        timings = getattr(pl_module, "timings", None)
+        if isinstance(timings, dict):
+            timings["refresh_s"] = timings.get("refresh_s", 0.0) + dt
         log.info("sampler refresh at epoch %d: %s", epoch,
                  ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if isinstance(v, float)))
         _log(trainer, "sampler", stats, trainer.global_step)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.prepare(trainer, pl_module)
 
 
 class MinerRefresh(L.Callback):
@@ -88,7 +107,8 @@ class MinerRefresh(L.Callback):
         stats = dict(self.miner.refresh(eq, ed) or {})
         dt = time.perf_counter() - t0
         stats["refresh_s"] = dt
-        if hasattr(pl_module, "timings"):
-            pl_module.timings["refresh_s"] += dt
+        timings = getattr(pl_module, "timings", None)
+        if isinstance(timings, dict):
+            timings["refresh_s"] = timings.get("refresh_s", 0.0) + dt
         log.info("miner refresh at step %d took %.1fs", step, dt)
         _log(trainer, "miner", stats, step)

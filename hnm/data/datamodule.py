@@ -66,6 +66,13 @@ class RetrievalDataModule(L.LightningDataModule):
                                                    seed=seed, drop_last=drop_last)
         self.num_workers = num_workers
         self.per_device_batch_size = int(batch_size)
+        # called with (trainer, module) in train_dataloader, before Lightning builds the first
+        # batch iterator: whatever shapes the first batches must be computed here
+        self.before_first_batches: list[Callable[[Any, Any], None]] = []
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self._shard_for_devices()
 
     def _shard_for_devices(self) -> None:
         """Under DDP, let the sampler compose global batches and hand each rank its shard.
@@ -90,5 +97,7 @@ class RetrievalDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self._shard_for_devices()
+        for prepare in self.before_first_batches:
+            prepare(self.trainer, self.trainer.lightning_module)
         return DataLoader(_PairIndex(self.pairs), batch_sampler=self.batch_sampler,  # type: ignore[arg-type]
                           collate_fn=PairCollator(self.pairs), num_workers=self.num_workers)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -15,24 +16,33 @@ def embed_fn(model: SentenceTransformer, batch_size: int = 64, desc: str | None 
              progress: bool = True) -> EmbedFn:
     """Return ``f(texts) -> (n, d) float32`` normalised embeddings from the model's current weights.
 
-    The model is put in eval mode for the call and restored afterwards, so it can be used in the
-    middle of training (NGAME re-clustering, ANCE re-mining).
+    The model is put in eval mode for the call and every submodule gets its own mode back
+    afterwards (not the wrapper's flag: a SentenceTransformer whose inner transformer was in
+    eval mode stays so), so it can be used in the middle of training (NGAME re-clustering,
+    ANCE re-mining) and before it (zero-shot evaluation) without switching dropout.
     """
 
     def f(texts: Sequence[str]) -> np.ndarray:
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                out = model.encode(
-                    list(texts), batch_size=batch_size, convert_to_numpy=True,
-                    normalize_embeddings=True, show_progress_bar=progress and len(texts) > batch_size,
-                )
-        finally:
-            model.train(was_training)
+        with eval_mode(model), torch.inference_mode():
+            out = model.encode(
+                list(texts), batch_size=batch_size, convert_to_numpy=True,
+                normalize_embeddings=True, show_progress_bar=progress and len(texts) > batch_size,
+            )
         return np.ascontiguousarray(out, dtype=np.float32)
 
     return f
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode inside the block; afterwards each submodule's own ``training`` flag is restored."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 def tokenize(model: SentenceTransformer, texts: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from hnm.encoders.embed import eval_mode
 from hnm.errors import ConfigError, check_choice
 from hnm.modules.context import ScoreContext
 
@@ -116,13 +117,9 @@ class TeacherScorer:
         return out
 
     def _embed(self, texts: list[str]) -> Tensor:
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             emb = self.model.encode(texts, batch_size=self.batch_size, convert_to_tensor=True,
                                     show_progress_bar=False)
-        finally:
-            self.model.train(was_training)
         return emb.to(self._device or emb.device, torch.float32)
 
 

@@ -16,7 +16,18 @@ from hnm.encoders.embed import encode_with_grad
 from hnm.modules.context import ScoreContext
 from hnm.modules.gather import gather_context
 from hnm.modules.telemetry import batch_telemetry, time_split
-from hnm.types import Loss, Miner, NegativeStrategy
+from hnm.types import (
+    AfterLoss,
+    EncodingLoss,
+    HasFrozenModels,
+    HasTemperature,
+    Loss,
+    Miner,
+    NegativeStrategy,
+    OptimizerStepHook,
+    ReportsPerQuery,
+    StepEndHook,
+)
 
 
 class RetrievalModule(L.LightningModule):
@@ -41,13 +52,21 @@ class RetrievalModule(L.LightningModule):
             true duplicates: the same document twice in a batch, or another relevant document).
         telemetry_every: log negative-quality telemetry every N steps (0 = never).
         doc_encoder: optional separate document encoder (frozen or trained).
+        dropout: train the trainable encoders in train mode (dropout on, as sentence-transformers'
+            trainer does); False trains them in eval mode. Frozen models (a frozen
+            ``doc_encoder``, guides, teachers, momentum encoders: every part's
+            :class:`~hnm.types.HasFrozenModels`) are in eval mode at every step either way.
+            The modes are set at the start of every training step, whatever ran before it.
+
+    ``observers`` (callables ``(ctx, loss, per_query)``) see what reached the loss at every
+    step, after all strategies ran; the effect tests record through them.
     """
 
     def __init__(self, encoder: SentenceTransformer, loss: Loss, pairs: TrainPairs,
                  miner: Miner | None = None, negatives: Sequence[NegativeStrategy] = (),
                  lr: float = 2e-5, weight_decay: float = 0.01, warmup_ratio: float = 0.1,
                  mask_known_positives: bool = True, telemetry_every: int = 10,
-                 doc_encoder: SentenceTransformer | None = None) -> None:
+                 doc_encoder: SentenceTransformer | None = None, dropout: bool = True) -> None:
         super().__init__()
         self.encoder = encoder
         self.doc_encoder = doc_encoder
@@ -63,22 +82,47 @@ class RetrievalModule(L.LightningModule):
         self.warmup_ratio = warmup_ratio
         self.mask_known_positives = mask_known_positives
         self.telemetry_every = telemetry_every
+        self.dropout = bool(dropout)
+        self.observers: list[Any] = []
+        self._optimizer_steps_seen = 0
         self.timings: dict[str, float] = {"train_step_s": 0.0, "refresh_s": 0.0}
         self.save_hyperparameters(ignore=["encoder", "loss", "pairs", "miner", "negatives",
                                           "doc_encoder"])
 
     # -- encoding ---------------------------------------------------------------------------
+    def _encode(self, model: SentenceTransformer, texts: Sequence[str]) -> Tensor:
+        if isinstance(self.loss_fn, EncodingLoss):
+            return self.loss_fn.encode(model, texts)  # type: ignore[return-value]
+        return encode_with_grad(model, texts)
+
     def encode_queries(self, texts: Sequence[str]) -> Tensor:
-        embed = getattr(self.loss_fn, "encode", None)
-        return embed(self.encoder, texts) if embed else encode_with_grad(self.encoder, texts)
+        return self._encode(self.encoder, texts)
 
     def encode_docs(self, texts: Sequence[str]) -> Tensor:
         model = self.doc_encoder if self.doc_encoder is not None else self.encoder
-        if not any(p.requires_grad for p in model.parameters()):
+        if not _trainable(model):
             with torch.no_grad():
                 return encode_with_grad(model, texts)
-        embed = getattr(self.loss_fn, "encode", None)
-        return embed(model, texts) if embed else encode_with_grad(model, texts)
+        return self._encode(model, texts)
+
+    # -- train/eval modes -------------------------------------------------------------------
+    def frozen_models(self) -> list[torch.nn.Module]:
+        """Every model that must not train: a frozen ``doc_encoder`` and the parts' own."""
+        out: list[Any] = []
+        if self.doc_encoder is not None and not _trainable(self.doc_encoder):
+            out.append(self.doc_encoder)
+        for part in (self.loss_fn, self.miner, *self.strategies):
+            if isinstance(part, HasFrozenModels):
+                out.extend(part.frozen_models())
+        return [m for m in out if isinstance(m, torch.nn.Module)]
+
+    def apply_modes(self) -> None:
+        """Trainable encoders in train mode (eval with ``dropout=False``), frozen ones in eval."""
+        self.encoder.train(self.dropout)
+        if self.doc_encoder is not None and _trainable(self.doc_encoder):
+            self.doc_encoder.train(self.dropout)
+        for model in self.frozen_models():
+            model.eval()
 
     # -- the step ---------------------------------------------------------------------------
     def build_context(self, batch: dict[str, Any]) -> ScoreContext:
@@ -107,7 +151,8 @@ class RetrievalModule(L.LightningModule):
             positives=self.pairs.positives, step=self.global_step, epoch=self.current_epoch,
             max_steps=max(int(self.trainer.estimated_stepping_batches), 1)
             if self._trainer is not None else 1,
-            temperature=float(getattr(self.loss_fn, "temperature", 0.05)),
+            temperature=float(self.loss_fn.temperature)
+            if isinstance(self.loss_fn, HasTemperature) else 0.05,
         )
         ctx = gather_context(ctx, self)
         if self.mask_known_positives:
@@ -118,10 +163,20 @@ class RetrievalModule(L.LightningModule):
         self._t_step = time.perf_counter()  # after the callbacks' refreshes of this batch
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        self.apply_modes()
         ctx = self.build_context(batch)
         for strategy in self.strategies:
             ctx = strategy(ctx)
-        loss = self.loss_fn(ctx)
+        per_query = None
+        if isinstance(self.loss_fn, ReportsPerQuery):
+            loss, per_query = self.loss_fn.loss_and_per_query(ctx)
+        else:
+            loss = self.loss_fn(ctx)
+        for strategy in self.strategies:
+            if isinstance(strategy, AfterLoss):
+                strategy.after_loss(ctx, per_query)
+        for observe in self.observers:
+            observe(ctx, loss, per_query)
         bs = ctx.batch_size
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
         opt = self.optimizers()
@@ -138,13 +193,20 @@ class RetrievalModule(L.LightningModule):
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.global_step != self._optimizer_steps_seen:  # the optimizer stepped (not on
+            self._optimizer_steps_seen = self.global_step   # every micro-batch of accumulation)
+            for s in self.strategies:
+                if isinstance(s, OptimizerStepHook):
+                    s.on_optimizer_step(self)
         for s in self.strategies:
-            after = getattr(s, "on_step_end", None)
-            if after is not None:
-                after(self)
+            if isinstance(s, StepEndHook):
+                s.on_step_end(self)
         if getattr(self, "_t_step", None) is not None:  # forward, backward, optimizer step
             self.timings["train_step_s"] += time.perf_counter() - self._t_step
             self._t_step = None
+
+    def on_train_start(self) -> None:
+        self._optimizer_steps_seen = self.global_step  # a resumed run's steps are not new
 
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -194,3 +256,7 @@ def _teacher_matrix(teacher: Tensor | None, b: int, n_neg: int, device: torch.de
         cols = b + rows[:, None] * k + torch.arange(k, device=device)[None, :]
         out[rows[:, None], cols] = teacher[:, 1:]
     return out
+
+
+def _trainable(model: torch.nn.Module) -> bool:
+    return any(p.requires_grad for p in model.parameters())

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
 from torch import Tensor, nn
 
-from hnm.encoders.embed import encode_with_grad
+from hnm.encoders.embed import encode_with_grad, eval_mode
 from hnm.modules.context import ScoreContext
 from hnm.negatives.false_negative_mask import known_positive_columns
 
@@ -113,13 +113,9 @@ class MomentumQueue(nn.Module):
     def encode_keys(self, texts: list[str]) -> Tensor:
         key = self.key_encoder
         assert key is not None
-        was = key.training
-        key.eval()
-        try:
+        with eval_mode(key):
             parts = [encode_with_grad(key, texts[s:s + self.encode_batch_size])
                      for s in range(0, len(texts), self.encode_batch_size)]
-        finally:
-            key.train(was)
         return F.normalize(torch.cat(parts).float(), dim=-1)
 
     # -- the strategy -------------------------------------------------------------------------
@@ -138,9 +134,20 @@ class MomentumQueue(nn.Module):
         self._pending = ([ctx.doc_texts[j] for j in labels], [ctx.doc_ids[j] for j in labels])
         return ctx
 
-    def on_step_end(self, module: Any) -> None:
+    def frozen_models(self) -> list[nn.Module]:
+        """The key encoder: updated by momentum only, always in eval mode."""
+        return [self.key_encoder] if self.key_encoder is not None else []
+
+    def on_optimizer_step(self, module: Any) -> None:
+        """The momentum update, once per optimizer step (not per accumulated micro-batch)."""
         online = getattr(module, "doc_encoder", None) or module.encoder
         self.momentum_update(online)
+
+    def on_step_end(self, module: Any) -> None:
+        """Enqueue this batch's positives, encoded by the key encoder."""
+        if self.key_encoder is None:  # before the first optimizer step: θ_k = θ_q
+            online = getattr(module, "doc_encoder", None) or module.encoder
+            self.ensure_key_encoder(online)
         if self._pending is None:
             return
         texts, ids = self._pending

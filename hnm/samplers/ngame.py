@@ -125,6 +125,8 @@ class NGAMESampler:
         self._labels: np.ndarray | None = None  # cluster id per pair
         self._refreshed_at = -1
         self._clustered_size = 0
+        self._served = {"batches_from_clusters": 0, "batches_random": 0, "refreshes": 0}
+        self._random_batches: set[int] = set()
 
     # ---- schedule -------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -175,6 +177,7 @@ class NGAMESampler:
                                                          [len(c) for c in clusters])
         self.clusters, self._labels = clusters, labels
         self._refreshed_at, self._clustered_size = self.epoch, size
+        self._served["refreshes"] += 1
         intra, rand = _similarity_stats(emb, clusters)
         return {
             "refresh_seconds": done - start,
@@ -197,8 +200,10 @@ class NGAMESampler:
         order = np.lexsort((rng.random(self.n), cluster_rank[self._labels]))
         batches = to_batches(order, self.batch_size, self.drop_last)
         n_random = int(round(self.random_fraction * len(batches)))
+        self._random_batches = set()
         if n_random:
             chosen = np.sort(rng.choice(len(batches), size=n_random, replace=False))
+            self._random_batches = set(chosen.tolist())
             pool = rng.permutation(np.concatenate([batches[b] for b in chosen])).tolist()
             for b in chosen:
                 size = len(batches[b])
@@ -206,10 +211,28 @@ class NGAMESampler:
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
+        batches = self.batches()
+        clustered = self._labels is not None and self._clustered_size > 1
+        for b, batch in enumerate(batches):
+            from_clusters = clustered and b not in self._random_batches
+            self._served["batches_from_clusters" if from_clusters else "batches_random"] += 1
+            yield batch
 
     def __len__(self) -> int:
         return num_batches(self.n, self.batch_size, self.drop_last)
+
+    # ---- what it changed ------------------------------------------------------------------
+    def effect(self) -> dict[str, float]:
+        """Batches composed from clusters (vs random ones) and re-clusterings, so far."""
+        return {"batches_from_clusters": float(self._served["batches_from_clusters"]),
+                "refreshes": float(self._served["refreshes"])}
+
+    def check_schedule(self, epochs: int, steps: int) -> None:
+        if self.warmup_epochs >= epochs:
+            raise ConfigError(
+                f"sampler.warmup_epochs={self.warmup_epochs} but the run trains {epochs} "
+                "epoch(s): NGAME would never cluster and this run would train random batches. "
+                "Lower sampler.warmup_epochs or raise trainer.max_epochs")
 
 
 def _similarity_stats(emb: np.ndarray, clusters: list[np.ndarray]) -> tuple[float, float]:

@@ -145,7 +145,7 @@ def train(cfg: DictConfig) -> float:
         write_json(out / "metrics.json", metrics)
         (out / "config.yaml").exists() or (out / "config.yaml").write_text(
             OmegaConf.to_yaml(cfg, resolve=True))
-        print_table(before_after_table(metrics, data.name))
+        print_table(before_after_table(metrics, data.name, split=str(cfg.data.eval_split)))
         print(f"run folder: {out}")
     else:  # another DDP rank: rank 0 evaluates, saves and reports
         return float("nan")

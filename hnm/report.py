@@ -11,9 +11,12 @@ METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 
 
 def before_after_table(metrics: Mapping[str, float], dataset: str,
-                       before: str = "zero_shot", after: str = "test") -> Table:
-    """Rows = metrics; columns = before, after, delta."""
-    table = Table(title=f"{dataset}: {before} vs {after}")
+                       before: str = "zero_shot", after: str = "test",
+                       split: str | None = None) -> Table:
+    """Rows = metrics; columns = before, after, delta. ``split``, when given, names the
+    evaluated split in the title (the stages are ``zero_shot``/``test`` whatever the split)."""
+    where = f"{dataset} ({split} split)" if split else dataset
+    table = Table(title=f"{where}: {before} vs {after}")
     table.add_column("metric")
     table.add_column(before, justify="right")
     table.add_column(after, justify="right")

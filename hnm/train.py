@@ -222,7 +222,7 @@ def report(run: Run) -> float:
     write_json(out / "metrics.json", metrics)
     (out / "config.yaml").exists() or (out / "config.yaml").write_text(
         OmegaConf.to_yaml(cfg, resolve=True))
-    print_table(before_after_table(metrics, run.data.name))
+    print_table(before_after_table(metrics, run.data.name, split=str(cfg.data.eval_split)))
     warn_no_effect(effects, list(run.parts()))
     print(f"run folder: {out}")
     run.finished = True

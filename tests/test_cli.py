@@ -89,7 +89,7 @@ def test_smoke_train_ngame_and_no_overwrite(tmp_path: Path) -> None:
         for m in ("ndcg@10", "recall@100", "mrr@10", "map@100"):
             assert 0.0 <= metrics[f"{stage}/stdlib_code/{m}"] <= 1.0
     assert metrics["train/steps"] == 8
-    assert "delta" in out.stdout
+    assert "delta" in out.stdout and "stdlib_code (test split)" in out.stdout
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
     before = (run_dir / "metrics.json").read_text()
     again = run(["train", "experiment=smoke", "logger=none", f"hydra.run.dir={run_dir}"], tmp_path)

@@ -29,8 +29,12 @@ def test_optuna_config_maximises_with_seeded_tpe() -> None:
     assert sweeper.sampler.seed == 7  # ${seed}
     assert set(sweeper.params) >= {"module.lr", "loss.temperature", "batch_size"}
     assert "optuna_report" in cfg.hydra.callbacks and "sweep_summary" in cfg.hydra.callbacks
+    assert cfg.data.eval_split == "dev"  # tuning never reads test
     plain = _compose(["experiment=smoke"])
     assert "hparams_search" not in plain and "Optuna" not in str(plain.hydra.sweeper)
+    assert plain.data.eval_split == "test"
+    pinned = _compose(["experiment=smoke", "hparams_search=optuna", "data.eval_split=test"])
+    assert pinned.data.eval_split == "test"
 
 
 def test_local_parallel_launcher_is_joblib() -> None:
@@ -108,7 +112,9 @@ def test_optuna_three_trials_report_the_best(tmp_path: Path) -> None:
     values = {}
     for num in "012":
         metrics = json.loads((sweep / num / "metrics.json").read_text())
-        values[num] = metrics["test/stdlib_code/ndcg@10"]
+        values[num] = metrics["test/stdlib_code/ndcg@10"]  # stage "test", on the dev split
+        assert yaml.safe_load((sweep / num / "config.yaml").read_text())["data"][
+            "eval_split"] == "dev"
         overrides = yaml.safe_load((sweep / num / ".hydra" / "overrides.yaml").read_text())
         assert any(o.startswith("module.lr=") for o in overrides)
         # one W&B group per sweep, each run named by its overrides

@@ -26,6 +26,7 @@ Reports evaluation queries and positive documents that are exact or near duplica
 training ones (the pairs `hnm train` would use with the same overrides).
 
   hnm data check                                  # stdlib_code, its train vs test split
+  hnm data check data.eval_split=dev              # train vs the dev split (what sweeps tune on)
   hnm data check data=beir data.path=~/beir/scifact data.max_train_pairs=null
   hnm data check leakage.threshold=0.6 leakage.measure=containment leakage.examples=10
 

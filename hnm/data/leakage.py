@@ -18,7 +18,7 @@ ACL 2022, "Deduplicating Training Data Makes Language Models Better"). Departure
 is computed exactly, not estimated with MinHash: the shingle sets become sparse binary
 matrices over the eval side's shingle vocabulary, and one sparse product per chunk of training
 texts gives every pair's intersection size. The eval side is usually small, so this stays fast
-(about a second for all 3,154 stdlib_code training pairs) and has no false negatives.
+(about a second for all ~2,600 stdlib_code training pairs) and has no false negatives.
 Short texts such as queries default to character 5-grams, which tolerate one changed word;
 documents to word 5-grams.
 """

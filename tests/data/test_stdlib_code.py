@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,13 +31,24 @@ def _pairs(data):
     return [(q, d) for split in data.qrels.values() for q, docs in split.items() for d in docs]
 
 
+SPLITS = ("train", "dev", "test")
+
+
+def _top(qid: str) -> str:
+    return qid.removeprefix("q:").split(".")[0]
+
+
 def test_counts_are_plausible(data) -> None:
-    train, test = len(data.qrels["train"]), len(data.qrels["test"])
+    assert sorted(data.qrels) == sorted(SPLITS)
+    n = {s: len(data.qrels[s]) for s in SPLITS}
+    total = sum(n.values())
     assert data.name == "stdlib_code"
-    assert 3000 <= train + test <= 5000
-    assert 0.12 <= test / (train + test) <= 0.3
-    assert len(data.corpus) >= train + test
-    assert set(data.queries) == set(data.qrels["train"]) | set(data.qrels["test"])
+    assert 3000 <= total <= 5000
+    assert 0.12 <= n["test"] / total <= 0.3
+    assert 0.08 <= n["dev"] / total <= 0.2  # 486 of 3,886 (12.5%) on Python 3.11.7
+    assert n["train"] > n["dev"] + n["test"]
+    assert len(data.corpus) >= total
+    assert set(data.queries) == set().union(*(data.qrels[s] for s in SPLITS))
 
 
 def test_queries_are_long_enough_and_unique(data) -> None:
@@ -57,9 +71,36 @@ def test_no_test_code(data) -> None:
 
 def test_split_is_by_top_level_module(data) -> None:
     tops = {s: {d.split(".")[0] for q in data.qrels[s] for d in data.qrels[s][q]}
-            for s in ("train", "test")}
-    assert tops["train"] and tops["test"]
+            for s in SPLITS}
+    assert all(tops.values())
     assert not tops["train"] & tops["test"]
+    assert not tops["dev"] & tops["test"]
+    assert not tops["dev"] & tops["train"]
+    assert len(tops["dev"]) >= 10  # several packages, not one large one
+
+
+def test_test_split_rule_is_unchanged(data) -> None:
+    """The test split is what it was before ``dev`` existed: md5(top) % 100 < 30; dev and
+    train share the remaining modules, so published test figures stay comparable."""
+    def old_rule(top: str) -> bool:
+        return int(hashlib.md5(top.encode()).hexdigest(), 16) % 100 < 30
+
+    assert stdlib_code.TEST_BUCKETS == 30
+    for split in SPLITS:
+        assert all(old_rule(_top(q)) == (split == "test") for q in data.qrels[split]), split
+    assert {_top(q) for q in data.qrels["test"]} >= {"collections", "json"}
+
+
+def test_dev_rule_is_deterministic() -> None:
+    """A module's split depends on its name only: not on the process (str hash seed)."""
+    names = ["asyncio", "collections", "email", "idlelib", "json", "turtle", "pydoc", "xml"]
+    here = [stdlib_code.module_split(n) for n in names]
+    code = f"from hnm.data.stdlib_code import module_split; print([module_split(n) for n in {names!r}])"
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert out.stdout.strip() == repr(here)
+    assert here == ["train", "test", "train", "train", "test", "dev", "dev", "dev"]
 
 
 def test_cache_is_reused(cache_dir: Path, data) -> None:

@@ -17,7 +17,7 @@ import torch
 from hnm.data.datamodule import RetrievalDataModule
 from hnm.data.dataset import TrainPairs
 from hnm.losses.infonce import InfoNCELoss
-from hnm.modules.retrieval import RetrievalModule
+from hnm.modules.retrieval import RetrievalModule, adamw_kernel
 from tests.conftest import make_data
 
 PRECISIONS = ["32-true", "bf16-mixed", "16-mixed"]
@@ -64,3 +64,14 @@ def test_one_clipped_step_fp16_with_a_grad_scaler(tiny_model) -> None:
     trainer, module, before = _fit_one_step(copy.deepcopy(tiny_model), plugins=[plugin])
     assert trainer.precision == "16-mixed"
     _check_step(trainer, module, before)
+
+
+def test_adamw_kernel_is_fused_unless_lightning_must_clip_mixed_precision() -> None:
+    params = [torch.nn.Parameter(torch.zeros(2, 2))]
+    assert adamw_kernel(params, "32-true", 1.0) == {"fused": True}
+    assert adamw_kernel(params, "bf16-mixed", 0.0) == {"fused": True}
+    assert adamw_kernel(params, "bf16-mixed", 1.0) == {"foreach": True}
+    assert adamw_kernel(params, "16-mixed", 0.5) == {"foreach": True}
+    assert adamw_kernel([torch.nn.Parameter(torch.zeros(2, dtype=torch.complex64))],
+                        "32-true", 1.0) == {}
+    assert adamw_kernel([], "32-true", 1.0) == {}

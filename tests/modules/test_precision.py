@@ -68,10 +68,10 @@ def test_one_clipped_step_fp16_with_a_grad_scaler(tiny_model) -> None:
 
 def test_adamw_kernel_is_fused_unless_lightning_must_clip_mixed_precision() -> None:
     params = [torch.nn.Parameter(torch.zeros(2, 2))]
-    assert adamw_kernel(params, "32-true", 1.0) == {"fused": True}
-    assert adamw_kernel(params, "bf16-mixed", 0.0) == {"fused": True}
-    assert adamw_kernel(params, "bf16-mixed", 1.0) == {"foreach": True}
-    assert adamw_kernel(params, "16-mixed", 0.5) == {"foreach": True}
+    assert adamw_kernel(params, "32-true", 1.0) == (True, None)
+    assert adamw_kernel(params, "bf16-mixed", 0.0) == (True, None)
+    assert adamw_kernel(params, "bf16-mixed", 1.0) == (None, True)
+    assert adamw_kernel(params, "16-mixed", 0.5) == (None, True)
     assert adamw_kernel([torch.nn.Parameter(torch.zeros(2, dtype=torch.complex64))],
-                        "32-true", 1.0) == {}
-    assert adamw_kernel([], "32-true", 1.0) == {}
+                        "32-true", 1.0) == (None, None)
+    assert adamw_kernel([], "32-true", 1.0) == (None, None)

@@ -3,8 +3,11 @@
 #   1. torch / CUDA / bf16 / faiss status (installs the `gpu` extra, faiss-gpu-cu12, if missing)
 #   2. a short bf16 `hnm train` with all-MiniLM-L6-v2 on the GPU, with dense hard negatives
 #      mined on the GPU (faiss-gpu, or exact torch search when faiss has no GPU build)
-#   3. faiss-gpu vs faiss-cpu exact search on the same embeddings: same neighbours
-#   4. with 2+ GPUs: a 2-GPU DDP run (cross-device negatives)
+#   3. two bf16 steps (trainer=gpu, tiny encoder) of each strategy family: a sampler (ngame),
+#      a miner (dense_static), a negatives strategy (gist) and loss=cached_infonce
+#   4. AdamW step time, fused vs foreach (the one used under mixed precision with clipping)
+#   5. faiss-gpu vs faiss-cpu exact search on the same embeddings: same neighbours
+#   6. with 2+ GPUs: a 2-GPU DDP run (cross-device negatives)
 # Prints timings. On a machine without CUDA it says so and exits 0.
 #   bash scripts/gpu_check.sh            # PYTHON=… to use another interpreter
 set -euo pipefail
@@ -15,7 +18,6 @@ if [[ -z "$PY" ]]; then
 fi
 HNM="$(dirname "$PY")/hnm"
 [[ -x "$HNM" ]] || HNM="$PY -m hnm.cli"
-OUT="${GPU_CHECK_DIR:-$(mktemp -d /tmp/hnm-gpu-check.XXXXXX)}"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false WANDB_MODE=offline
 
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
@@ -32,6 +34,7 @@ EOF
   exit 0
 fi
 
+OUT="${GPU_CHECK_DIR:-$(mktemp -d /tmp/hnm-gpu-check.XXXXXX)}"
 step() { printf '\n== %s\n' "$*"; }
 T0=$(date +%s)
 
@@ -73,7 +76,21 @@ assert all(math.isfinite(v) for v in m.values() if isinstance(v, float)), "non-f
 EOF
 grep -Ei "faiss search runs on CPU|CUDA is not available|falls? back" "$OUT/train.log" | sort -u || true
 
-step "3. faiss-gpu vs faiss-cpu exact search (200k x 384 docs, 2,000 queries, k=100)"
+step "3. one short bf16 run (trainer=gpu, experiment=smoke, 2 steps) per strategy family"
+for family in "+sampler=ngame" "+miner=dense_static" "+negatives=gist" "loss=cached_infonce"; do
+  name="${family#+}"; name="${name//=/_}"
+  t=$(date +%s)
+  $HNM train experiment=smoke trainer=gpu trainer.max_steps=2 logger=none "$family" \
+    eval.zero_shot=false hydra.run.dir="$OUT/$name" > "$OUT/$name.log" 2>&1 \
+    || { tail -40 "$OUT/$name.log"; echo "gpu_check: FAILED: trainer=gpu $family"; exit 1; }
+  echo "  hnm train experiment=smoke trainer=gpu $family: $(( $(date +%s) - t )) s," \
+    "$(grep -o '"train/steps": [0-9.]*' "$OUT/$name/metrics.json" || echo 'no train/steps')"
+done
+
+step "4. AdamW on MiniLM-sized parameters: fused vs foreach (mixed precision + clipping)"
+"$PY" scripts/bench_optimizer.py --device cuda --steps 20
+
+step "5. faiss-gpu vs faiss-cpu exact search (200k x 384 docs, 2,000 queries, k=100)"
 "$PY" - <<'EOF'
 import time
 import numpy as np
@@ -109,7 +126,7 @@ if not faiss_has_gpu():
 EOF
 
 if [[ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]]; then
-  step "4. DDP on 2 GPUs: cross-device negatives (global batch 2 x 32)"
+  step "6. DDP on 2 GPUs: cross-device negatives (global batch 2 x 32)"
   t=$(date +%s)
   $HNM train trainer=ddp trainer.devices=2 data.max_train_pairs=512 +sampler=ngame logger=none \
     eval.evaluator.max_queries=300 hydra.run.dir="$OUT/ddp" > "$OUT/ddp.log" 2>&1 \
@@ -117,7 +134,7 @@ if [[ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]]; t
   echo "hnm train trainer=ddp devices=2: $(( $(date +%s) - t )) s; log: $OUT/ddp.log"
   grep -h '"test/.*ndcg@10"' "$OUT/ddp/metrics.json" || true
 else
-  step "4. DDP: skipped (one GPU)"
+  step "6. DDP: skipped (one GPU)"
 fi
 
 printf '\ngpu_check: all GPU checks passed in %d s; outputs in %s\n' "$(( $(date +%s) - T0 ))" "$OUT"

@@ -213,13 +213,12 @@ class RetrievalModule(L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
-        # the fused kernel (CPU and CUDA) is several times faster than the per-tensor loop
-        fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
-                                     for p in params)
+        fused, foreach = adamw_kernel(params, str(self.trainer.precision),
+                                      float(self.trainer.gradient_clip_val or 0.0))
         opt = torch.optim.AdamW([
             {"params": decay, "weight_decay": self.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
-        ], lr=self.lr, fused=fused or None)
+        ], lr=self.lr, fused=fused, foreach=foreach)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = int(self.warmup_ratio * total)
 
@@ -230,6 +229,25 @@ class RetrievalModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def adamw_kernel(params: Sequence[Tensor], precision: str, clip_val: float
+                 ) -> tuple[bool | None, bool | None]:
+    """AdamW's ``(fused, foreach)`` for ``params``: the fused kernel where Lightning can use it.
+
+    The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop, but
+    Lightning's mixed-precision plugins (``16-mixed``, ``bf16-mixed``) refuse to clip the
+    gradients of an optimizer that unscales them inside its step, as the fused one does: with
+    mixed precision and ``gradient_clip_val > 0`` the ``foreach`` implementation is used
+    (``scripts/bench_optimizer.py`` measures the difference). Parameters the fused kernel
+    does not take (other devices, non-float) get torch's default, ``(None, None)``.
+    """
+    if not params or not all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                             for p in params):
+        return None, None
+    if precision.endswith("-mixed") and clip_val > 0:
+        return None, True
+    return True, None
 
 
 def known_positive_mask(ctx: ScoreContext) -> Tensor:

@@ -84,7 +84,7 @@ class GISTFilter:
         return emb[torch.tensor([where[t] for t in texts], device=device)]
 
     def guide_scores(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
-        """Guide cosine scores (B, N) (NaN where a candidate has no text) and the text mask (N,)."""
+        """Guide cosine scores (B, N), float32 (NaN where a candidate has no text), text mask (N,)."""
         device = ctx.q.device
         has_text = torch.tensor([bool(t) for t in ctx.doc_texts], device=device)
         scores = torch.full((ctx.batch_size, len(ctx.doc_texts)), float("nan"), device=device)
@@ -92,7 +92,8 @@ class GISTFilter:
         if cols.numel():
             q = self.embed(ctx.queries, device)
             d = self.embed([ctx.doc_texts[j] for j in cols.tolist()], device)
-            scores[:, cols] = q @ d.T
+            with torch.autocast(device.type, enabled=False):  # float32, as ScoreContext.scores
+                scores[:, cols] = q.float() @ d.float().T
         return scores, has_text
 
     def __call__(self, ctx: ScoreContext) -> ScoreContext:

@@ -89,3 +89,17 @@ def test_guide_is_frozen(guide):
 def test_rejects_unknown_margin_strategy(guide):
     with pytest.raises(ValueError, match="absolute, relative"):
         GISTFilter(guide, margin_strategy="percent")
+
+
+def test_under_bf16_autocast_guide_scores_stay_float32(guide, ctx_factory):
+    """trainer=gpu/ddp train in bf16-mixed: the guide's scores are a float32 product (a bf16
+    matmul would round them coarser than the margins GIST compares them against)."""
+    ctx = planted_ctx(ctx_factory)
+    gist = GISTFilter(guide, margin=0.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g, _ = gist.guide_scores(ctx)
+        q, d = gist.embed(ctx.queries, g.device), gist.embed(ctx.doc_texts, g.device)
+        out = gist(ctx)
+    assert g.dtype == torch.float32
+    torch.testing.assert_close(g, q.float() @ d.float().T, rtol=0, atol=1e-6)
+    assert out.mask[2, 9] and not out.mask.diagonal().any()

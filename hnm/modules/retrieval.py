@@ -205,6 +205,9 @@ class RetrievalModule(L.LightningModule):
             self.timings["train_step_s"] += time.perf_counter() - self._t_step
             self._t_step = None
 
+    def on_fit_start(self) -> None:
+        self.apply_modes()  # before Lightning's check for modules left in eval mode
+
     def on_train_start(self) -> None:
         self._optimizer_steps_seen = self.global_step  # a resumed run's steps are not new
 

@@ -71,16 +71,22 @@ def _probe(run) -> dict[str, bool]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("zero_shot", [False, True], ids=["no-zero-shot", "zero-shot"])
 @pytest.mark.parametrize("group,name", options(), ids=[f"{g}={n}" for g, n in options()])
-def test_modes_inside_training_step(tmp_path, group, name, zero_shot) -> None:
-    overrides = [*_override(group, name, tmp_path), "trainer.max_steps=2",
-                 f"eval.zero_shot={str(zero_shot).lower()}"]
-    rec = record_fit(tmp_path, overrides, probe=_probe)
-    assert rec.steps, "no training step ran"
-    for s in rec.steps:
-        assert s.probe["trainable_all_train"], (s.global_step, s.probe)
-        assert not s.probe["frozen_in_train"], (s.global_step, s.probe)
+def test_modes_inside_training_step(tmp_path, group, name) -> None:
+    """Modes right, with and without the zero-shot evaluation, and the same loss curve."""
+    curves = []
+    for zero_shot in (False, True):
+        folder = tmp_path / f"zero_shot_{zero_shot}"
+        folder.mkdir()
+        overrides = [*_override(group, name, folder), "trainer.max_steps=3",
+                     f"eval.zero_shot={str(zero_shot).lower()}"]
+        rec = record_fit(folder, overrides, probe=_probe)
+        assert rec.steps, "no training step ran"
+        for s in rec.steps:
+            assert s.probe["trainable_all_train"], (zero_shot, s.global_step, s.probe)
+            assert not s.probe["frozen_in_train"], (zero_shot, s.global_step, s.probe)
+        curves.append(rec.losses)
+    assert curves[0] == pytest.approx(curves[1], abs=1e-5), "the zero-shot evaluation changed training"
 
 
 def test_dropout_false_trains_in_eval_mode(tmp_path) -> None:
@@ -96,3 +102,4 @@ def test_zero_shot_evaluation_leaves_the_loss_curve_unchanged(tmp_path) -> None:
     a = record_fit(tmp_path / "a", ["trainer.max_steps=3", "eval.zero_shot=false"])
     b = record_fit(tmp_path / "b", ["trainer.max_steps=3", "eval.zero_shot=true"])
     assert a.losses == pytest.approx(b.losses, abs=1e-6)
+    assert all(s.modes["encoder_all"] for s in a.steps + b.steps)  # dropout on by default

@@ -59,3 +59,33 @@ def test_every_epoch_trains_each_pair_once(tmp_path) -> None:
     for e in (0, 1):
         seen = np.sort(np.concatenate([s.idx for s in rec.epoch(e)]))
         assert seen.tolist() == list(range(n))
+
+
+def _pairs_per_epoch(rec, e: int) -> list[int]:
+    return sorted(i for s in rec.epoch(e) for i in s.idx)
+
+
+# -- TAS-Balanced --------------------------------------------------------------------------------
+# 5 clusters of the 8 planted topics: cluster sizes (multiples of 8) that are not all multiples
+# of the batch size 16, so some cluster ends an epoch with a remainder
+TAS = ["+sampler=tas_balanced", "sampler.n_clusters=5", "sampler.num_negatives=2",
+       "sampler.n_candidates=8", "trainer.max_epochs=2"]
+
+
+def _clusters(run):
+    clusters = run.dm.batch_sampler.clusters
+    return None if clusters is None else [c.copy() for c in clusters]
+
+
+@pytest.mark.slow
+def test_tas_balanced_epoch_trains_each_pair_once(tmp_path) -> None:
+    rec = record_fit(tmp_path, TAS, probe=_clusters)
+    n = len(rec.run.pairs)
+    sampler = rec.run.dm.batch_sampler
+    sizes = [len(c) for c in rec.steps[0].probe]
+    assert any(s % 16 for s in sizes), f"clusters {sizes} leave no remainder: no test"
+    for e in (0, 1):
+        steps = rec.epoch(e)
+        assert _pairs_per_epoch(rec, e) == list(range(n)), f"epoch {e}"
+        assert len(steps) == len(sampler) == -(-n // 16)   # what Lightning was told
+        assert all(s.batch_size == 16 for s in steps[:-1])  # only the last batch may be short

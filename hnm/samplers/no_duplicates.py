@@ -82,7 +82,9 @@ class NoDuplicatesSampler(ModelFreeSampler):
         """Pairs per batch of every epoch (fixed for the run)."""
         n, bs = self.n, self.batch_size
         base = num_batches(n, bs, self.drop_last)
-        count = max(base, self.max_holders) if n else 0
+        if base == 0:  # no pairs, or fewer than one full batch with drop_last
+            return []
+        count = max(base, self.max_holders)
         if count == base:
             return [bs] * base if self.drop_last else [bs] * (base - 1) + [n - (base - 1) * bs]
         return [n // count + (b < n % count) for b in range(count)]

@@ -161,3 +161,10 @@ def test_large_data_is_fast() -> None:
     batches = list(s)
     assert time.perf_counter() - t0 < 5.0
     assert sorted(i for b in batches for i in b) == list(range(len(pairs)))
+
+
+def test_too_few_pairs_for_a_full_batch() -> None:
+    from tests.samplers.test_ngame import make_pairs
+
+    assert list(NoDuplicatesSampler(make_pairs(3), batch_size=8, drop_last=True)) == []
+    assert len(NoDuplicatesSampler(make_pairs(3), batch_size=8)) == 1

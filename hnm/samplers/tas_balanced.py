@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -13,6 +14,8 @@ from hnm.errors import ConfigError, check_choice
 from hnm.samplers.clustering import kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
 from hnm.types import EmbedFn
+
+log = logging.getLogger(__name__)
 
 BIN_RANGE_CHOICES = ("query", "global")
 
@@ -198,6 +201,10 @@ class TASBalancedSampler:
         pair_label = label[self.query_of]
         self.clusters = [np.flatnonzero(pair_label == c) for c in range(len(q_clusters))]
         self._refreshed_at = self.epoch
+        if len(self.clusters) == 1:
+            log.warning("tas_balanced: the queries form a single cluster (n_clusters=%d for %d "
+                        "queries), so its batches are random; set sampler.n_clusters >= 2",
+                        self.n_clusters, len(self.qids))
         sizes = np.array([len(c) for c in self.clusters])
         stats = {"num_clusters": float(len(self.clusters)),
                  "mean_cluster_size": float(sizes.mean()), "min_cluster_size": float(sizes.min()),
@@ -334,7 +341,8 @@ class TASBalancedSampler:
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.batches()
-        clustered = self.clusters is not None
+        # one cluster is a random batch: nothing topic-aware to count
+        clustered = self.clusters is not None and len(self.clusters) > 1
         cluster_of = self._cluster_of() if clustered else None
         for batch in batches:
             if cluster_of is not None and len({int(cluster_of[i]) for i in batch}) == 1:
@@ -354,8 +362,9 @@ class TASBalancedSampler:
 
     # ---- what it changed ---------------------------------------------------------------------
     def effect(self) -> dict[str, float]:
-        """Batches served from a single query cluster, and explicit negatives handed to the
-        module through :meth:`as_miner` (with their teacher scores), so far in this run."""
+        """Batches served from a single query cluster (none while there is only one cluster:
+        those batches are random), and explicit negatives handed to the module through
+        :meth:`as_miner` (with their teacher scores), so far in this run."""
         return {key: float(v) for key, v in self._served.items()}
 
 

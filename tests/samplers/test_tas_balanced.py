@@ -209,3 +209,13 @@ def test_effect_counts_one_cluster_batches_and_attached_negatives() -> None:
     assert miner is not None
     miner.negatives(batches[0], epoch=0, step=0)
     assert s.effect()["negatives_attached"] == 2 * 8 == miner.effect()["negatives_attached"]
+
+
+def test_a_single_cluster_counts_no_topic_aware_batch() -> None:
+    """With one cluster (the automatic count on small data) the batches are random: the
+    effect says so instead of counting every batch as one cluster's."""
+    pairs, _, embed = planted()
+    s = TASBalancedSampler(pairs, batch_size=8, n_clusters=1, num_negatives=0)
+    s.refresh(embed, embed)
+    assert len(list(s)) == len(s)
+    assert s.effect()["batches_from_one_cluster"] == 0

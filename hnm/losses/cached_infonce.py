@@ -10,6 +10,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from torch import Tensor
 
+from hnm.dist import world as dist_world
 from hnm.encoders.embed import encode_with_grad, forward, tokenize
 from hnm.errors import ConfigError
 from hnm.losses.infonce import InfoNCELoss
@@ -123,8 +124,10 @@ class CachedInfoNCELoss:
 
     Departures: GradCache runs steps 1-3 inside its own training loop; here step 3 happens
     inside autograd's backward (a reentrant backward, like reentrant activation checkpointing),
-    so it composes with Lightning and with every negative strategy. Under DDP the chunked
-    backward accumulates into ``.grad`` outside DDP's bucket hooks, which is untested here.
+    so it composes with Lightning and with every negative strategy. Multi-process training
+    (``trainer=ddp``) is refused with a :class:`~hnm.errors.ConfigError` at the first step:
+    the chunked backward would run once per chunk inside one DDP step, outside DDP's gradient
+    synchronisation (GradCache handles DDP in its own loop); use ``loss=infonce`` there.
 
     Recommended with: large batches (``batch_size=256`` and up) on limited memory, with any
     sampler and negative strategy; for small batches plain ``infonce`` is faster.
@@ -144,6 +147,7 @@ class CachedInfoNCELoss:
     def encode(self, model: SentenceTransformer, texts: Sequence[str]) -> Tensor:
         """(n, d) embeddings whose backward re-encodes ``texts`` in chunks (see the class)."""
         texts = list(texts)
+        check_single_process()
         if not torch.is_grad_enabled() or not any(p.requires_grad for p in model.parameters()):
             return encode_with_grad(model, texts)
         chunks = [_Chunk(tokenize(model, texts[start:start + self.chunk_size]))
@@ -159,6 +163,28 @@ class CachedInfoNCELoss:
     def per_query(self, ctx: ScoreContext) -> Tensor:
         return self.infonce.per_query(ctx)
 
+    def loss_and_per_query(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
+        """InfoNCE's weighted mean loss and unweighted (B,) per-query losses, detached."""
+        check_single_process()
+        return self.infonce.loss_and_per_query(ctx)
+
     def __call__(self, ctx: ScoreContext) -> Tensor:
-        return self.infonce(ctx)
+        return self.loss_and_per_query(ctx)[0]
+
+    def effect(self) -> dict[str, float]:
+        return self.infonce.effect()
+
+
+def check_single_process() -> None:
+    """Refuse a multi-process run: there each chunk's backward runs inside one DDP step,
+    outside the gradient synchronisation DDP expects once per step (unproven, likely wrong)."""
+    world, _ = dist_world()
+    if world > 1:
+        raise ConfigError(
+            f"loss=cached_infonce does not support multi-process training (trainer=ddp, world "
+            f"size {world}): its chunked re-encoding runs one backward per chunk inside a DDP "
+            "step, outside DDP's gradient synchronisation, so the ranks' gradients are not "
+            "known to be averaged correctly. Use loss=infonce (lower batch_size per device to "
+            "fit memory; the module gathers every rank's embeddings, so each query still sees "
+            "the global batch), or train loss=cached_infonce on one device")
 

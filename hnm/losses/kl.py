@@ -9,7 +9,13 @@ from torch import Tensor
 
 from hnm.errors import ConfigError, check_choice
 from hnm.losses.infonce import InfoNCELoss
-from hnm.losses.teacher import CANDIDATE_CHOICES, TeacherScorer, teacher_scores
+from hnm.losses.teacher import (
+    CANDIDATE_CHOICES,
+    Distilled,
+    TeacherScorer,
+    check_source,
+    teacher_scores,
+)
 from hnm.modules.context import ScoreContext
 
 
@@ -47,8 +53,11 @@ class KLDistillationLoss:
         teacher_batch_size: batch size of the teacher model's forward passes.
 
     Shapes: ``ctx.q`` (B, d), ``ctx.d`` (N, d), teacher scores (B, N) with NaN where unknown;
-    returns a scalar. Extra synthetic candidates (``ctx.extra_logits``) have no teacher score
-    and are left out.
+    returns a scalar (:meth:`loss_and_per_query` also the unweighted per-query losses). Extra
+    synthetic candidates (``ctx.extra_logits``) have no teacher score and are left out. A
+    batch where no query has two candidates with teacher scores contributes no gradient from
+    the KL term and is counted; a run whose first batch has no teacher scores at all is a
+    :class:`~hnm.errors.ConfigError` (the loss cannot tell earlier which miner it gets).
 
     Papers: Ren et al., "RocketQAv2: A Joint Training Method for Dense Passage Retrieval and
     Passage Re-ranking" (EMNLP 2021), dynamic listwise distillation (KL between the
@@ -83,21 +92,30 @@ class KLDistillationLoss:
         self.teacher_temperature = float(teacher_temperature)
         self.infonce_weight = float(infonce_weight)
         self.infonce = InfoNCELoss(temperature)
+        check_source(teacher_source, self.scorer, "kl")
+        self.distilled = Distilled("kl")
+        self._last_pairs = 0
 
     @property
     def temperature(self) -> float:
         return self.infonce.temperature
 
-    def per_query(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
-        """(B,) KL of each query and (B,) bool: whether it has >= 2 candidates to compare."""
-        t = teacher_scores(ctx, self.scorer, self.candidates, self.teacher_source,  # type: ignore[arg-type]
-                           "kl").to(ctx.q.device)
+    def per_query(self, ctx: ScoreContext, t: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(B,) KL of each query and (B,) bool: whether it has >= 2 candidates to compare.
+
+        ``t``: (B, N) teacher scores (NaN where unknown); by default this batch's."""
+        if t is None:
+            t = teacher_scores(ctx, self.scorer, self.candidates, self.teacher_source,  # type: ignore[arg-type]
+                               "kl")
+        assert t is not None
+        t = t.to(ctx.q.device)
         s = ctx.scores().float()
         rows = torch.arange(ctx.batch_size, device=s.device)
         keep = ctx.negative_mask()
         keep[rows, ctx.labels] = True
         keep &= torch.isfinite(t)
         ok = keep.sum(1) >= 2
+        self._last_pairs = int((keep & ok[:, None]).sum())
         keep = keep | ~ok[:, None]  # rows without a comparison: any finite values, zeroed below
         neg_inf = torch.finfo(s.dtype).min
         log_ps = torch.log_softmax((s / self.temperature).masked_fill(~keep, neg_inf), dim=1)
@@ -106,16 +124,36 @@ class KLDistillationLoss:
         terms = torch.where(keep, log_pt.exp() * (log_pt - log_ps), torch.zeros_like(s))
         return terms.sum(1) * ok, ok
 
-    def __call__(self, ctx: ScoreContext) -> Tensor:
-        kl, ok = self.per_query(ctx)
-        if not bool(ok.any()):
-            raise ConfigError(
-                "loss=kl found no query with two or more candidates that have teacher scores: "
-                "use a loss.teacher model (it scores every candidate of the batch), or explicit "
-                "negatives with teacher scores (+sampler=tas_balanced, a scoring +miner=…)"
-            )
-        loss = (kl * ctx.weights.to(kl.dtype)).sum() / ok.sum()
+    def loss_and_per_query(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
+        """The loss and each query's unweighted KL (plus the InfoNCE term when weighted in),
+        detached.
+
+        A batch where no query has two candidates with teacher scores gives a zero that keeps
+        the graph, counted in ``ctx.logs`` (``kl_pairs``, ``kl_batches_without_teacher``); the
+        first batch of a run without any teacher scores raises
+        :class:`~hnm.errors.ConfigError`."""
+        t = teacher_scores(ctx, self.scorer, self.candidates, self.teacher_source,  # type: ignore[arg-type]
+                           "kl", required=not self.distilled.teacher_seen)
+        if t is None:
+            s = ctx.scores()
+            loss, kl, pairs = 0.0 * s.sum(), torch.zeros(ctx.batch_size, device=s.device), 0
+        else:
+            self.distilled.teacher_seen = True
+            kl, ok = self.per_query(ctx, t)
+            pairs = self._last_pairs
+            loss = (kl * ctx.weights.to(kl.dtype)).sum() / ok.sum().clamp(min=1)
+        self.distilled.count(ctx, pairs)
+        per_query = kl
         if self.infonce_weight > 0:
-            loss = loss + self.infonce_weight * self.infonce(ctx)
-        ctx.state["per_query_loss"] = kl.detach()
-        return loss
+            extra, extra_per_query = self.infonce.loss_and_per_query(ctx)
+            loss = loss + self.infonce_weight * extra
+            per_query = per_query + self.infonce_weight * extra_per_query
+        return loss, per_query.detach()
+
+    def __call__(self, ctx: ScoreContext) -> Tensor:
+        return self.loss_and_per_query(ctx)[0]
+
+    def effect(self) -> dict[str, float]:
+        """(query, candidate) pairs whose teacher probability entered a KL term, and batches
+        with any."""
+        return self.distilled.effect()

@@ -9,7 +9,13 @@ from torch import Tensor
 
 from hnm.errors import ConfigError, check_choice
 from hnm.losses.infonce import InfoNCELoss
-from hnm.losses.teacher import CANDIDATE_CHOICES, TeacherScorer, teacher_scores
+from hnm.losses.teacher import (
+    CANDIDATE_CHOICES,
+    Distilled,
+    TeacherScorer,
+    check_source,
+    teacher_scores,
+)
 from hnm.modules.context import ScoreContext
 
 
@@ -49,7 +55,12 @@ class MarginMSELoss:
         teacher_batch_size: batch size of the teacher model's forward passes.
 
     Shapes: ``ctx.q`` (B, d), ``ctx.d`` (N, d), teacher scores (B, N) with NaN where unknown;
-    returns a scalar.
+    returns a scalar (:meth:`loss_and_per_query` also the unweighted per-query losses).
+
+    A batch with no triple (no teacher-scored negative, or all of them masked, e.g. by a
+    denoising miner's padding or a false-negative filter) contributes no gradient from the
+    Margin-MSE term and is counted; a run whose first batch has no teacher scores at all is
+    a :class:`~hnm.errors.ConfigError` (the loss cannot tell earlier which miner it gets).
 
     Paper: Hofstätter, Althammer, Schröder, Sertkan, Hanbury, "Improving Efficient Neural
     Ranking Models with Cross-Architecture Knowledge Distillation" (arXiv:2010.02666, 2020);
@@ -80,15 +91,23 @@ class MarginMSELoss:
         self.teacher_scale = float(teacher_scale)
         self.infonce_weight = float(infonce_weight)
         self.infonce = InfoNCELoss(temperature)
+        check_source(teacher_source, self.scorer, "margin_mse")
+        self.distilled = Distilled("margin_mse")
 
     @property
     def temperature(self) -> float:
         return self.infonce.temperature
 
-    def squared_errors(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
-        """(B, N) squared margin errors and the (B, N) bool mask of triples that count."""
-        t = teacher_scores(ctx, self.scorer, self.candidates, self.teacher_source,  # type: ignore[arg-type]
-                           "margin_mse").to(ctx.q.device)
+    def squared_errors(self, ctx: ScoreContext, t: Tensor | None = None
+                       ) -> tuple[Tensor, Tensor]:
+        """(B, N) squared margin errors and the (B, N) bool mask of triples that count.
+
+        ``t``: (B, N) teacher scores (NaN where unknown); by default this batch's."""
+        if t is None:
+            t = teacher_scores(ctx, self.scorer, self.candidates, self.teacher_source,  # type: ignore[arg-type]
+                               "margin_mse")
+        assert t is not None
+        t = t.to(ctx.q.device)
         s = ctx.scores().float()
         rows = torch.arange(ctx.batch_size, device=s.device)
         t_pos = t[rows, ctx.labels]
@@ -98,18 +117,38 @@ class MarginMSELoss:
         err = (student - teacher) ** 2
         return torch.where(valid, err, torch.zeros_like(err)), valid
 
-    def __call__(self, ctx: ScoreContext) -> Tensor:
-        err, valid = self.squared_errors(ctx)
-        count = valid.sum()
-        if int(count) == 0:
-            raise ConfigError(
-                "loss=margin_mse found no negative with a teacher score in this batch: the "
-                "batch has no explicit negatives (add +miner=… or +sampler=tas_balanced), or set "
-                "loss.candidates=all with a loss.teacher model to use in-batch negatives"
-            )
-        w = ctx.weights.to(err.dtype)
-        loss = (err * w[:, None]).sum() / count
+    def loss_and_per_query(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
+        """The loss and each query's unweighted loss (mean over its triples, plus the
+        InfoNCE term when weighted in), detached.
+
+        A batch without a triple (no teacher scores, or every scored negative masked) gives
+        a zero that keeps the graph, counted in ``ctx.logs`` (``margin_mse_pairs``,
+        ``margin_mse_batches_without_teacher``); the first batch of a run without any teacher
+        scores (no ``loss.teacher``, no scores from a miner or sampler) raises
+        :class:`~hnm.errors.ConfigError`: nothing in the run could be distilled."""
+        t = teacher_scores(ctx, self.scorer, self.candidates, self.teacher_source,  # type: ignore[arg-type]
+                           "margin_mse", required=not self.distilled.teacher_seen)
+        if t is None:
+            s = ctx.scores()
+            zero = torch.zeros(ctx.batch_size, device=s.device)
+            loss, per_query, count = 0.0 * s.sum(), zero, 0
+        else:
+            self.distilled.teacher_seen = True
+            err, valid = self.squared_errors(ctx, t)
+            count = int(valid.sum())
+            w = ctx.weights.to(err.dtype)
+            loss = (err * w[:, None]).sum() / max(count, 1)  # 0 with its graph when no triple
+            per_query = err.sum(1) / valid.sum(1).clamp(min=1)
+        self.distilled.count(ctx, count)
         if self.infonce_weight > 0:
-            loss = loss + self.infonce_weight * self.infonce(ctx)
-        ctx.state["per_query_loss"] = (err.sum(1) / valid.sum(1).clamp(min=1)).detach()
-        return loss
+            extra, extra_per_query = self.infonce.loss_and_per_query(ctx)
+            loss = loss + self.infonce_weight * extra
+            per_query = per_query + self.infonce_weight * extra_per_query
+        return loss, per_query.detach()
+
+    def __call__(self, ctx: ScoreContext) -> Tensor:
+        return self.loss_and_per_query(ctx)[0]
+
+    def effect(self) -> dict[str, float]:
+        """(query, negative) pairs whose teacher margin was distilled, and batches with any."""
+        return self.distilled.effect()

@@ -16,7 +16,9 @@ CANDIDATE_CHOICES = ("explicit", "all")
 SOURCE_CHOICES = ("auto", "context", "model")
 
 NO_TEACHER = (
-    "loss={name} needs teacher scores, and this batch has none: either add explicit negatives "
+    "loss={name} needs teacher scores, and the run's first batch has none (no loss.teacher, "
+    "and no miner or sampler that returns scores with its negatives): either add explicit "
+    "negatives "
     "that come with teacher scores (+sampler=tas_balanced, or a +miner=… that returns scores), "
     "or give a teacher model, e.g. loss.teacher='${{encoder}}' (a frozen copy of the starting "
     "encoder), loss.teacher={{_target_: hnm.encoders.hf_encoder, name: PATH}} (a bi-encoder) or "
@@ -123,12 +125,24 @@ class TeacherScorer:
         return emb.to(self._device or emb.device, torch.float32)
 
 
+def check_source(source: str, scorer: TeacherScorer | None, name: str) -> None:
+    """At construction: a valid ``teacher_source``, and a model when it is ``model``."""
+    check_choice("loss.teacher_source", source, SOURCE_CHOICES)
+    if source == "model" and scorer is None:
+        raise ConfigError(f"loss={name} has teacher_source=model but no loss.teacher; "
+                          + NO_TEACHER.format(name=name))
+
+
 def teacher_scores(ctx: ScoreContext, scorer: TeacherScorer | None, candidates: str,
-                   source: Literal["auto", "context", "model"], name: str) -> Tensor:
+                   source: Literal["auto", "context", "model"], name: str,
+                   required: bool = True) -> Tensor | None:
     """(B, N) teacher scores (NaN where unknown) for a distillation loss.
 
     ``source``: ``auto`` uses the teacher model when one is configured, else ``ctx.teacher``
     (scores that came with the explicit negatives); ``context``/``model`` force one of them.
+    A batch without ``ctx.teacher`` (and no model) raises :class:`ConfigError` when
+    ``required`` (the first batch: the run has no source of teacher scores at all), else
+    returns None.
     """
     check_choice("loss.teacher_source", source, SOURCE_CHOICES)
     use_model = scorer is not None and source in ("auto", "model")
@@ -139,5 +153,39 @@ def teacher_scores(ctx: ScoreContext, scorer: TeacherScorer | None, candidates: 
         raise ConfigError(f"loss={name} has teacher_source=model but no loss.teacher; "
                           + NO_TEACHER.format(name=name))
     if ctx.teacher is None:
-        raise ConfigError(NO_TEACHER.format(name=name))
+        if required:
+            raise ConfigError(NO_TEACHER.format(name=name))
+        return None
     return ctx.teacher.to(torch.float32)
+
+
+class Distilled:
+    """What a distillation loss did so far in a run (``effect()``) and per batch (``ctx.logs``).
+
+    ``pairs`` counts the (query, candidate) pairs whose teacher score entered the loss,
+    ``batches`` the batches with at least one; ``without_teacher`` the batches that had none
+    (no teacher score, or every scored candidate masked), which contribute no gradient from
+    the distillation term. ``teacher_seen`` turns true at the first batch with teacher scores:
+    until then a batch without any is the run's error, after it a gap to be counted.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pairs = 0
+        self.batches = 0
+        self.without_teacher = 0
+        self.teacher_seen = False
+
+    def count(self, ctx: ScoreContext, pairs: int) -> None:
+        if pairs > 0:
+            self.pairs += pairs
+            self.batches += 1
+        else:
+            self.without_teacher += 1
+        ctx.logs[f"{self.name}_pairs"] = float(pairs)
+        ctx.logs[f"{self.name}_batches_without_teacher"] = float(self.without_teacher)
+
+    def effect(self) -> dict[str, float]:
+        """Change counts only (all zero: the loss distilled nothing); the batches without
+        teacher scores are telemetry (``ctx.logs``, :attr:`without_teacher`)."""
+        return {"pairs_distilled": float(self.pairs), "batches_distilled": float(self.batches)}

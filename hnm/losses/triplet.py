@@ -37,7 +37,8 @@ class TripletLoss:
             batch-hard).
 
     Shapes: ``ctx.q`` (B, d), ``ctx.d`` (N, d), ``ctx.mask`` (B, N), ``ctx.extra_logits`` list
-    of (B, m); returns a scalar.
+    of (B, m); returns a scalar (:meth:`loss_and_per_query` also the unweighted per-query
+    losses). A query whose every negative is masked contributes a zero that keeps the graph.
 
     Papers: Dahiya et al., "NGAME: Negative Mining-aware Mini-batching for Extreme
     Classification" (WSDM 2023): triplet margin loss with online hard negative mining over the
@@ -62,6 +63,8 @@ class TripletLoss:
         self.margin = float(margin)
         self.mining = mining
         self.num_negatives = int(num_negatives)
+        self._served = {"triplets_violating": 0}
+        self._last = (0, 0, 0)
 
     def candidates(self, ctx: ScoreContext) -> tuple[Tensor, Tensor, Tensor]:
         """Positive scores (B,), negative scores (B, N + m) and their usable mask (B, N + m)."""
@@ -89,14 +92,33 @@ class TripletLoss:
             return idx, torch.isfinite(top)
 
     def per_query(self, ctx: ScoreContext) -> Tensor:
+        """(B,) unweighted sum of each query's hinge terms (0, with the graph, for a query
+        without a usable negative)."""
         pos, neg, usable = self.candidates(ctx)
         if neg.shape[1] == 0:
-            return torch.zeros_like(pos)
+            self._last = (0, 0, ctx.batch_size)
+            return pos * 0.0
         idx, real = self.select(pos, neg, usable)
         hinge = torch.relu(self.margin - pos[:, None] + neg.gather(1, idx))
+        self._last = (int((real & (hinge > 0)).sum()), int(real.sum()),
+                      int((~real.any(1)).sum()))
         return (hinge * real).sum(1)
 
-    def __call__(self, ctx: ScoreContext) -> Tensor:
+    def loss_and_per_query(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
+        """The ``ctx.weights``-weighted mean loss and the unweighted (B,) losses, detached;
+        counts the triplets in ``ctx.logs`` (``triplet_violating``, ``triplet_selected``,
+        ``triplet_queries_without_negative``)."""
         per_query = self.per_query(ctx)
-        ctx.state["per_query_loss"] = per_query.detach()
-        return (per_query * ctx.weights.to(per_query.dtype)).mean()
+        violating, selected, lonely = self._last
+        self._served["triplets_violating"] += violating
+        ctx.logs["triplet_violating"] = float(violating)
+        ctx.logs["triplet_selected"] = float(selected)
+        ctx.logs["triplet_queries_without_negative"] = float(lonely)
+        return (per_query * ctx.weights.to(per_query.dtype)).mean(), per_query.detach()
+
+    def __call__(self, ctx: ScoreContext) -> Tensor:
+        return self.loss_and_per_query(ctx)[0]
+
+    def effect(self) -> dict[str, float]:
+        """Selected triplets that violated the margin (the only ones with a gradient), so far."""
+        return {k: float(v) for k, v in self._served.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from hnm.data.dataset import TrainPairs
@@ -17,6 +19,11 @@ from hnm.samplers.random import (
 
 class RS2Sampler(ModelFreeSampler):
     """Repeated Sampling of Random Subsets: each epoch trains on ``fraction`` of the pairs.
+
+    Unlike the other samplers, an epoch does *not* train every pair: it trains a subset of
+    ``round(fraction * n)`` pairs, each once (the paper's point: a fixed, smaller budget per
+    round); without replacement every pair is trained once per pass of ``ceil(n / m)``
+    epochs, plus the top-up pairs of a pass's last epoch, which are trained twice in that pass.
 
     With ``n`` pairs and subset size ``m = round(fraction * n)``, every epoch is a random
     subset of ``m`` pairs, cut into batches. Without replacement (the default, the paper's
@@ -68,6 +75,7 @@ class RS2Sampler(ModelFreeSampler):
         self.subset_size = min(self.n, max(1, int(round(self.fraction * self.n))))
         self.epochs_per_pass = -(-self.n // self.subset_size)
         self.epoch = 0
+        self._served = {"pairs_left_out": 0, "epochs_subsampled": 0}
 
     def subset(self, epoch: int | None = None) -> np.ndarray:
         """The pair indices of an epoch's subset (in the order they are batched)."""
@@ -88,5 +96,18 @@ class RS2Sampler(ModelFreeSampler):
         """This epoch's batches (what ``__iter__`` yields)."""
         return to_batches(self.subset(), self.batch_size, self.drop_last)
 
+    def __iter__(self) -> Iterator[list[int]]:
+        for b, batch in enumerate(self.batches()):
+            if b == 0 and self.subset_size < self.n:  # counted once the epoch starts training
+                self._served["pairs_left_out"] += self.n - self.subset_size
+                self._served["epochs_subsampled"] += 1
+            yield batch
+
     def __len__(self) -> int:
         return num_batches(self.subset_size, self.batch_size, self.drop_last)
+
+    # ---- what it changed ------------------------------------------------------------------
+    def effect(self) -> dict[str, float]:
+        """Pairs left out of the epochs served so far (summed over epochs), and the number of
+        epochs that trained a subset; both 0 with ``fraction=1``."""
+        return {key: float(v) for key, v in self._served.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -13,6 +14,8 @@ from hnm.errors import ConfigError, check_choice
 from hnm.samplers.clustering import kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
 from hnm.types import EmbedFn
+
+log = logging.getLogger(__name__)
 
 BIN_RANGE_CHOICES = ("query", "global")
 
@@ -70,11 +73,16 @@ class TASBalancedSampler:
 
     **Topic-aware sampling.** At the first refresh (before training, with the starting
     encoder), the distinct training queries are embedded and clustered with spherical k-means
-    (:func:`hnm.samplers.clustering.kmeans`). Every batch is drawn from a single cluster, so
-    in-batch negatives share the query's topic. An epoch has as many batches as a random
-    sampler's; each batch picks a cluster with probability proportional to its pairs not yet
-    drawn this epoch and takes ``batch_size`` of them (topped up with other members of the
-    cluster when fewer are left; a cluster smaller than the batch is one short batch).
+    (:func:`hnm.samplers.clustering.kmeans`). Batches are drawn from single clusters, so
+    in-batch negatives share the query's topic. An epoch trains every pair exactly once, in as
+    many batches as a random sampler's, all full but the last: each cluster's pairs (shuffled)
+    are cut into full batches of one cluster; what is left of every cluster (fewer than
+    ``batch_size`` pairs each) is laid out cluster after cluster, in a random order, and cut
+    into batches too, so a few batches (at most ``n_clusters``, about half that on average) mix
+    the tails of several clusters. The full batches come in a random order, the short one
+    last. Why mixed tails rather than one short batch per cluster: short batches would have
+    fewer in-batch negatives and the epoch more steps than the random baseline's, and the
+    number of batches would change with every re-clustering while Lightning reads it once.
 
     **Balanced margin sampling.** With ``num_negatives`` > 0, each query's top
     ``n_candidates`` corpus documents (known positives excluded) are retrieved by the
@@ -109,12 +117,13 @@ class TASBalancedSampler:
     Retriever with Balanced Topic Aware Sampling" (SIGIR 2021, arXiv:2104.06967).
 
     Departures: TAS-B clusters MS MARCO queries with a baseline dense retriever into 2000
-    clusters and samples a random cluster per batch; here clusters are drawn in proportion to
-    their unseen pairs so that an epoch covers the data. The paper's candidate pairs and
-    margins come from a BERT-CAT teacher ensemble over BM25 negatives; here the candidates
-    are the teacher bi-encoder's own top documents and the margins its cosine scores (give a
-    stronger ``guide`` for a real teacher). TAS-B also distils in-batch negatives from a
-    ColBERT teacher; use ``loss=margin_mse loss.infonce_weight=…`` for an in-batch term.
+    clusters and samples a random cluster per batch (with replacement, no epochs); here an
+    epoch covers every pair once, and the clusters' tails form a few mixed batches. The paper's
+    candidate pairs and margins come from a BERT-CAT teacher ensemble over BM25 negatives; here
+    the candidates are the teacher bi-encoder's own top documents and the margins its cosine
+    scores (give a stronger ``guide`` for a real teacher). TAS-B also distils in-batch
+    negatives from a ColBERT teacher; use ``loss=margin_mse loss.infonce_weight=…`` for an
+    in-batch term.
 
     Recommended with: ``loss=margin_mse`` (TAS-B's pairwise loss), a ``guide`` stronger than
     the student, and ``+negatives=false_negative_mask`` (cluster-mates often share positives).
@@ -166,6 +175,7 @@ class TASBalancedSampler:
         self.pos_scores: np.ndarray | None = None    # (P,) teacher score of each pair's positive
         self.bins: np.ndarray | None = None          # (P, C) margin bin, -1 = none
         self._choice: tuple[int, np.ndarray] | None = None
+        self._served = {"batches_from_one_cluster": 0, "negatives_attached": 0}
 
     # ---- protocol --------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -191,6 +201,10 @@ class TASBalancedSampler:
         pair_label = label[self.query_of]
         self.clusters = [np.flatnonzero(pair_label == c) for c in range(len(q_clusters))]
         self._refreshed_at = self.epoch
+        if len(self.clusters) == 1:
+            log.warning("tas_balanced: the queries form a single cluster (n_clusters=%d for %d "
+                        "queries), so its batches are random; set sampler.n_clusters >= 2",
+                        self.n_clusters, len(self.qids))
         sizes = np.array([len(c) for c in self.clusters])
         stats = {"num_clusters": float(len(self.clusters)),
                  "mean_cluster_size": float(sizes.mean()), "min_cluster_size": float(sizes.min()),
@@ -301,34 +315,57 @@ class TASBalancedSampler:
 
     # ---- batches -------------------------------------------------------------------------------
     def batches(self) -> list[list[int]]:
-        """This epoch's batches (what ``__iter__`` yields); random before the first refresh."""
+        """This epoch's batches (what ``__iter__`` yields); random before the first refresh.
+
+        Every pair once: each cluster's pairs (shuffled) are cut into full batches; the
+        remainders of all clusters, laid out cluster after cluster (in a random order), are
+        cut into batches as well, so these few batches mix the tails of several clusters. The
+        full batches come in a random order, the short one (if any) last.
+        """
         rng = epoch_rng(self.seed, self.epoch)
-        total = len(self)
         if self.clusters is None:
             return to_batches(rng.permutation(self.n), self.batch_size, self.drop_last)
-        queues = [rng.permutation(c) for c in self.clusters]
-        used = np.zeros(len(queues), dtype=np.int64)
-        left = np.array([len(c) for c in queues], dtype=np.float64)
-        out: list[list[int]] = []
-        while len(out) < total and left.sum() > 0:
-            c = int(rng.choice(len(queues), p=left / left.sum()))
-            members, start = queues[c], int(used[c])
-            batch = members[start:start + self.batch_size].tolist()
-            used[c] += len(batch)
-            left[c] -= len(batch)
-            short = min(self.batch_size, len(members)) - len(batch)
-            if short > 0:  # top up from this cluster's pairs already drawn this epoch
-                batch += rng.choice(members[:start], size=short, replace=False).tolist()
-            if self.drop_last and len(batch) < self.batch_size:
-                continue
-            out.append(batch)
-        return out
+        bs = self.batch_size
+        pure: list[list[int]] = []
+        tails: list[np.ndarray] = []
+        for c in rng.permutation(len(self.clusters)).tolist():
+            members = rng.permutation(self.clusters[c])
+            full = len(members) // bs * bs
+            pure += to_batches(members[:full], bs, drop_last=True)
+            tails.append(members[full:])
+        mixed = to_batches(np.concatenate(tails) if tails else np.zeros(0, np.int64), bs,
+                           self.drop_last)
+        short = [b for b in mixed if len(b) < bs]
+        rest = pure + [b for b in mixed if len(b) == bs]
+        return [rest[i] for i in rng.permutation(len(rest)).tolist()] + short
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
+        batches = self.batches()
+        # one cluster is a random batch: nothing topic-aware to count
+        clustered = self.clusters is not None and len(self.clusters) > 1
+        cluster_of = self._cluster_of() if clustered else None
+        for batch in batches:
+            if cluster_of is not None and len({int(cluster_of[i]) for i in batch}) == 1:
+                self._served["batches_from_one_cluster"] += 1
+            yield batch
+
+    def _cluster_of(self) -> np.ndarray:
+        label = np.full(self.n, -1, dtype=np.int64)
+        for c, members in enumerate(self.clusters or ()):
+            label[members] = c
+        return label
 
     def __len__(self) -> int:
+        # the random sampler's count: full batches of one cluster, full mixed batches of the
+        # clusters' tails, and at most one short batch
         return num_batches(self.n, self.batch_size, self.drop_last)
+
+    # ---- what it changed ---------------------------------------------------------------------
+    def effect(self) -> dict[str, float]:
+        """Batches served from a single query cluster (none while there is only one cluster:
+        those batches are random), and explicit negatives handed to the module through
+        :meth:`as_miner` (with their teacher scores), so far in this run."""
+        return {key: float(v) for key, v in self._served.items()}
 
 
 class SamplerNegatives:
@@ -350,7 +387,13 @@ class SamplerNegatives:
 
     def negatives(self, pair_idx: Sequence[int], epoch: int, step: int
                   ) -> tuple[list[list[str]], np.ndarray | None]:
-        return self.sampler.negatives_for(pair_idx, epoch)
+        ids, teacher = self.sampler.negatives_for(pair_idx, epoch)
+        self.sampler._served["negatives_attached"] += sum(len(row) for row in ids)
+        return ids, teacher
+
+    def effect(self) -> dict[str, float]:
+        """Explicit negatives handed to the module so far (``+miner`` view of the sampler)."""
+        return {"negatives_attached": float(self.sampler._served["negatives_attached"])}
 
     def needs_refresh(self, step: int) -> bool:
         return not self.sampler.has_negatives

@@ -10,6 +10,7 @@ from hnm.errors import ConfigError
 from hnm.losses.cached_infonce import CachedInfoNCELoss
 from hnm.losses.infonce import InfoNCELoss
 from hnm.modules.context import ScoreContext
+from tests.losses._ctx import make_ctx
 
 QUERIES = [f"how to {v} item number {i}" for i, v in
            enumerate(["sort", "read", "parse", "open", "close", "send", "format", "join"] * 2)]
@@ -99,3 +100,21 @@ def test_no_graph_without_grad(model) -> None:
 def test_rejects_bad_chunk_size() -> None:
     with pytest.raises(ConfigError):
         CachedInfoNCELoss(chunk_size=0)
+
+
+# -- GradCache under DDP -------------------------------------------------------------------------
+def test_cached_infonce_refuses_multi_process_training(monkeypatch) -> None:
+    import hnm.losses.cached_infonce as cached
+
+    loss = CachedInfoNCELoss(chunk_size=2)
+    monkeypatch.setattr(cached, "dist_world", lambda: (2, 0))
+    with pytest.raises(ConfigError, match=r"loss=cached_infonce.*trainer=ddp.*loss=infonce"):
+        loss(_small_ctx())
+    with pytest.raises(ConfigError, match="loss=cached_infonce"):
+        loss.encode(object(), ["a text"])  # type: ignore[arg-type]
+    monkeypatch.setattr(cached, "dist_world", lambda: (1, 0))
+    assert torch.isfinite(loss(_small_ctx()))
+
+
+def _small_ctx() -> ScoreContext:
+    return make_ctx(b=4, k=1, grad=True)

@@ -8,6 +8,7 @@ import torch
 
 from hnm.losses.infonce import InfoNCELoss
 from hnm.modules.context import ScoreContext
+from tests.losses._ctx import make_ctx
 
 
 def _ctx(b: int = 4, k: int = 2, d: int = 8, seed: int = 0) -> ScoreContext:
@@ -61,3 +62,56 @@ def test_symmetric_adds_document_to_query_term() -> None:
         row = [float(ctx.d[i] @ ctx.q[j]) / 0.1 for j in range(4)]
         back += -row[i] + math.log(sum(math.exp(s) for s in row))
     assert abs(sym - (plain + back / 4)) < 1e-4
+
+
+# -- the symmetric InfoNCE term ------------------------------------------------------------------
+def _dup_ctx():
+    """Query 1 repeats query 0's text (another id); pairs 2 and 3 are one query (q2) with two
+    positives, each a known positive of the other pair (the forward mask)."""
+    ctx = make_ctx(b=4, k=1, seed=4, grad=True)
+    ctx.queries = ["same text", "same text", "query 2", "query 2"]
+    ctx.qids = ["q0", "q1", "q2", "q2"]
+    ctx.mask[2, 3] = ctx.mask[3, 2] = True
+    return ctx
+
+
+def _brute_backward(ctx, t: float) -> list[float]:
+    out = []
+    q = ctx.q.detach().double()
+    d = ctx.d.detach().double()
+    for i in range(ctx.batch_size):
+        pos = d[int(ctx.labels[i])]
+        keep = [j for j in range(ctx.batch_size)
+                if j == i or not (ctx.qids[j] == ctx.qids[i] or ctx.queries[j] == ctx.queries[i]
+                                  or ctx.pos_ids[j] == ctx.pos_ids[i]
+                                  or bool(ctx.mask[j, int(ctx.labels[i])]))]
+        s = [float(pos @ q[j]) / t for j in keep]
+        out.append(-float(pos @ q[i]) / t + math.log(sum(math.exp(x) for x in s)))
+    return out
+
+
+def test_symmetric_term_masks_duplicate_queries_and_known_positives() -> None:
+    """Before: only identical positive ids were masked, so positive 0 was pushed away from
+    query 1 (the same text as its own query) and positive 2 from query 3 (its own query)."""
+    ctx = _dup_ctx()
+    loss = InfoNCELoss(0.1, symmetric=True)
+    forward = InfoNCELoss(0.1).per_query(ctx).detach()
+    both = loss.per_query(ctx).detach()
+    torch.testing.assert_close(both - forward, torch.tensor(_brute_backward(ctx, 0.1)),
+                               rtol=1e-5, atol=1e-5, check_dtype=False)
+    fx = loss.effect()
+    assert fx["symmetric_terms"] == 4 and fx["symmetric_masked"] == 4   # (0,1) (1,0) (2,3) (3,2)
+    assert InfoNCELoss(0.1).effect() == {}                               # nothing to report
+
+
+def test_symmetric_term_is_float32_under_autocast() -> None:
+    """Under bf16 autocast the backward scores must not be rounded to bf16 (the forward ones
+    are not, see ScoreContext.scores)."""
+    ctx = make_ctx(b=8, k=0, d=64, seed=5, grad=True)
+    want = torch.tensor(_brute_backward(ctx, 0.05))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        both = InfoNCELoss(0.05, symmetric=True).per_query(ctx)
+        forward = InfoNCELoss(0.05).per_query(ctx)
+    assert both.dtype == torch.float32
+    torch.testing.assert_close((both - forward).detach().double(), want.double(),
+                               rtol=1e-4, atol=1e-4)

@@ -72,9 +72,13 @@ def test_no_teacher_is_a_clear_error() -> None:
         MarginMSELoss()(make_ctx())
 
 
-def test_no_explicit_negatives_is_a_clear_error() -> None:
-    ctx = make_ctx(b=3, k=0)
+def test_no_explicit_negatives_is_a_counted_zero() -> None:
+    """Teacher scores for the positives only: no triple, a zero loss (not an error: another
+    batch of the run may have some), counted."""
+    ctx = make_ctx(b=3, k=0, grad=True)
     ctx.teacher = torch.full((3, 3), float("nan"))
     ctx.teacher[range(3), range(3)] = 1.0
-    with pytest.raises(ConfigError, match="miner"):
-        MarginMSELoss()(ctx)
+    loss = MarginMSELoss()
+    value = loss(ctx)
+    assert value.item() == 0.0 and value.requires_grad
+    assert ctx.logs["margin_mse_pairs"] == 0 and loss.distilled.without_teacher == 1

@@ -53,3 +53,16 @@ def test_drop_last_and_bad_fraction() -> None:
     for bad in (0.0, 1.5, -0.1):
         with pytest.raises(ConfigError, match="fraction"):
             RS2Sampler(make_pairs(10), batch_size=2, fraction=bad)
+
+
+def test_effect_counts_the_pairs_left_out_of_served_epochs() -> None:
+    s = RS2Sampler(make_pairs(100), batch_size=8, fraction=0.3)
+    assert s.effect() == {"pairs_left_out": 0.0, "epochs_subsampled": 0.0}
+    s.batches()                                   # composing is not serving
+    assert s.effect()["epochs_subsampled"] == 0
+    _epoch(s, 0)
+    _epoch(s, 1)
+    assert s.effect() == {"pairs_left_out": 140.0, "epochs_subsampled": 2.0}
+    full = RS2Sampler(make_pairs(100), batch_size=8, fraction=1.0)
+    _epoch(full, 0)
+    assert full.effect() == {"pairs_left_out": 0.0, "epochs_subsampled": 0.0}  # changed nothing

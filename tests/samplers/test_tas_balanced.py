@@ -168,3 +168,54 @@ def test_bad_knobs() -> None:
         TASBalancedSampler(pairs, 8, bin_range="bogus")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="n_candidates"):
         TASBalancedSampler(pairs, 8, num_negatives=5, n_candidates=2)
+
+
+@pytest.mark.parametrize("batch_size", [5, 7, 16])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_an_epoch_trains_each_pair_once_in_the_random_samplers_batch_count(
+        batch_size: int, drop_last: bool) -> None:
+    """Cluster sizes (24) that are no multiple of the batch size leave tails: they form a few
+    mixed batches instead of being topped up with pairs drawn already."""
+    pairs, topic, embed = planted()
+    n = len(pairs)
+    s = TASBalancedSampler(pairs, batch_size=batch_size, seed=2, n_clusters=N_TOPICS,
+                           num_negatives=0, drop_last=drop_last)
+    s.refresh(embed, embed)
+    for epoch in range(3):
+        s.set_epoch(epoch)
+        batches = list(s)
+        assert len(batches) == len(s) == (n // batch_size if drop_last else -(-n // batch_size))
+        flat = [i for b in batches for i in b]
+        assert len(flat) == len(set(flat))                       # no pair twice
+        if not drop_last:
+            assert sorted(flat) == list(range(n))                # every pair once
+        assert all(len(b) == batch_size for b in batches[:-1])   # only the last may be short
+        mixed = sum(len({topic[int(pairs.qids[i][1:])] for i in b}) > 1 for b in batches)
+        assert mixed <= N_TOPICS                                 # the clusters' tails only
+    assert s.effect()["batches_from_one_cluster"] >= 3 * (len(s) - N_TOPICS)
+
+
+def test_effect_counts_one_cluster_batches_and_attached_negatives() -> None:
+    pairs, _, embed = planted()
+    s = TASBalancedSampler(pairs, batch_size=8, n_clusters=N_TOPICS, num_negatives=2,
+                           n_candidates=N_NEG)
+    assert s.effect() == {"batches_from_one_cluster": 0.0, "negatives_attached": 0.0}
+    list(s)                                     # before the refresh: random batches
+    assert s.effect()["batches_from_one_cluster"] == 0
+    s.refresh(embed, embed)
+    batches = list(s)
+    assert s.effect()["batches_from_one_cluster"] == len(batches)  # 24 = 3 * 8 per cluster
+    miner = s.as_miner()
+    assert miner is not None
+    miner.negatives(batches[0], epoch=0, step=0)
+    assert s.effect()["negatives_attached"] == 2 * 8 == miner.effect()["negatives_attached"]
+
+
+def test_a_single_cluster_counts_no_topic_aware_batch() -> None:
+    """With one cluster (the automatic count on small data) the batches are random: the
+    effect says so instead of counting every batch as one cluster's."""
+    pairs, _, embed = planted()
+    s = TASBalancedSampler(pairs, batch_size=8, n_clusters=1, num_negatives=0)
+    s.refresh(embed, embed)
+    assert len(list(s)) == len(s)
+    assert s.effect()["batches_from_one_cluster"] == 0

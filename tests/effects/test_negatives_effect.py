@@ -21,6 +21,11 @@ pytestmark = pytest.mark.slow
 
 B = 16                                      # the smoke experiment's batch size
 NOISY = ["t0_q03", "t2_q05", "t4_q01", "t6_q06"]
+# DBPM's thresholds sit midway between the clean and the planted pairs' z-scores of this small
+# population (64 pairs; the default 2 sigma suits real data sets)
+DBPM_EPOCHS = ["trainer.max_epochs=2", "+negatives=dbpm", "negatives.dbpm.threshold=1.5",
+               "negatives.dbpm.warmup_epochs=1", "negatives.dbpm.within_epoch_warmup=null"]
+DBPM_WITHIN = ["+negatives=dbpm", "negatives.dbpm.threshold=1.0"]
 
 
 def duplicate_data():
@@ -189,7 +194,8 @@ def test_queue_momentum_updates_once_per_optimizer_step(tmp_path, monkeypatch) -
 
 
 # -- weights -----------------------------------------------------------------------------------
-def test_progressive_weighs_easy_queries_first_then_hard_ones(fits, monkeypatch) -> None:
+def test_progressive_weighs_easy_queries_first_then_hard_ones(fits, tmp_path,
+                                                             monkeypatch) -> None:
     seen = []
     weights = ProgressiveWeighting.weights
 
@@ -200,7 +206,7 @@ def test_progressive_weighs_easy_queries_first_then_hard_ones(fits, monkeypatch)
 
     monkeypatch.setattr(ProgressiveWeighting, "weights", recorded)
     base = fits("base", [])
-    rec = fits("progressive", ["+negatives=progressive"])
+    rec = record_fit(tmp_path, ["+negatives=progressive"])   # recorded: not cached
     same_batches(rec, base)
     assert len(seen) == len(rec.steps)
     for step, (_, w) in zip(rec.steps, seen):
@@ -224,12 +230,9 @@ def _flagged(step) -> list[str]:
 
 def test_dbpm_flags_planted_high_loss_pairs_after_its_warm_up(fits) -> None:
     """The paper's history rule: nothing in epoch 0, then the planted pairs (and only they)
-    are down-weighted by their epoch-0 loss history. The threshold sits midway between the
-    clean and planted pairs' z-scores of this small population (64 pairs)."""
-    knobs = ["trainer.max_epochs=2", "negatives.dbpm.threshold=1.5"]
+    are down-weighted by their epoch-0 loss history."""
     base = fits("base_noisy2", ["trainer.max_epochs=2"], noisy_data)
-    rec = fits("dbpm2", [*knobs, "+negatives=dbpm", "negatives.dbpm.warmup_epochs=1",
-                         "negatives.dbpm.within_epoch_warmup=null"], noisy_data)
+    rec = fits("dbpm2", DBPM_EPOCHS, noisy_data)
     same_batches(rec, base)
     for s, b in zip(rec.epoch(0), base.epoch(0)):            # warm-up: the baseline's run
         assert torch.equal(s.weights, torch.ones(B)) and s.loss == pytest.approx(b.loss,
@@ -251,7 +254,7 @@ def test_dbpm_acts_within_a_one_epoch_run(fits) -> None:
     """The default configuration in a 1-epoch run: after its warm-up (step 1 of 4) pairs
     without history are judged by their current loss; planted pairs only are flagged."""
     base = fits("base_noisy1", [], noisy_data)
-    rec = fits("dbpm1", ["+negatives=dbpm", "negatives.dbpm.threshold=1.0"], noisy_data)
+    rec = fits("dbpm1", DBPM_WITHIN, noisy_data)
     same_batches(rec, base)
     assert torch.equal(rec.steps[0].weights, torch.ones(B))            # the warm-up step
     assert rec.losses[0] == pytest.approx(base.losses[0], abs=1e-6)
@@ -266,7 +269,7 @@ def test_dbpm_acts_within_a_one_epoch_run(fits) -> None:
 def test_dbpm_records_what_the_module_hands_to_after_loss(fits) -> None:
     """One observation per visit, from the loss's per-query values when it reports them,
     else (visibly) from DBPM's own InfoNCE."""
-    rec = fits("dbpm1", ["+negatives=dbpm", "negatives.dbpm.threshold=1.0"], noisy_data)
+    rec = fits("dbpm1", DBPM_WITHIN, noisy_data)
     dbpm = rec.run.module.strategies[0]
     assert int(dbpm.loss_count.sum()) == sum(s.batch_size for s in rec.steps)
     for s in rec.steps:
@@ -280,11 +283,9 @@ def test_dbpm_records_what_the_module_hands_to_after_loss(fits) -> None:
     assert dbpm.fallback_batches == len(rec.steps) - len(reported)
 
 
-def test_noisy_pairs_have_the_highest_baseline_losses(fits) -> None:
-    """The planting works: by the end of epoch 0 the planted pairs' losses are outliers."""
-    rec = fits("dbpm2", ["trainer.max_epochs=2", "negatives.dbpm.threshold=1.5",
-                         "+negatives=dbpm", "negatives.dbpm.warmup_epochs=1",
-                         "negatives.dbpm.within_epoch_warmup=null"], noisy_data)
+def test_planted_pairs_have_the_highest_losses(fits) -> None:
+    """The planting works: over the run the planted pairs have the four highest mean losses."""
+    rec = fits("dbpm2", DBPM_EPOCHS, noisy_data)
     dbpm = rec.run.module.strategies[0]
     mean = dbpm.loss_sum / dbpm.loss_count.clamp(min=1)
     qid = {i: q for s in rec.steps for i, q in zip(s.idx, s.qids)}

@@ -24,3 +24,31 @@ def check_choice(name: str, value: object, valid: tuple | list) -> None:
         raise ConfigError(
             f"{name}={value!r} is not valid; expected one of: {', '.join(map(str, valid))}"
         )
+
+
+def check_range(name: str, value: object, low: float | None = None, high: float | None = None,
+                *, low_open: bool = False, high_open: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a number within the bounds.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``; None leaves that side
+    unbounded. NaN and non-numbers are refused."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    ok = number == number and not isinstance(value, bool)
+    if ok and low is not None:
+        ok = number > low if low_open else number >= low
+    if ok and high is not None:
+        ok = number < high if high_open else number <= high
+    if ok:
+        return
+    if low is not None and high is not None:
+        expected = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        expected = f"{'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        expected = f"{'<' if high_open else '<='} {high:g}"
+    else:
+        expected = "a number"
+    raise ConfigError(f"{name}={value!r} is not valid; expected {expected}")

@@ -102,6 +102,13 @@ class Timed:
     def on_optimizer_step(self, module: Any) -> None:
         self._hook("on_optimizer_step", module)
 
+    def after_loss(self, ctx: Any, per_query: Any) -> None:
+        after = getattr(self.inner, "after_loss", None)  # DBPM records its loss history here
+        if after is not None:
+            t = time.perf_counter()
+            after(ctx, per_query)
+            self.seconds += time.perf_counter() - t
+
     def frozen_models(self) -> list[Any]:
         inner = getattr(self.inner, "frozen_models", None)
         return list(inner()) if inner is not None else []

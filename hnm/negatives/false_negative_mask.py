@@ -7,6 +7,7 @@ import re
 import torch
 from torch import Tensor
 
+from hnm.errors import ConfigError
 from hnm.modules.context import ScoreContext
 
 _SPACE = re.compile(r"\s+")
@@ -65,7 +66,11 @@ class FalseNegativeMask:
 
     Shapes: reads ``ctx.doc_ids``/``ctx.doc_texts`` (N), writes ``ctx.mask`` (B, N). The label
     column is never masked. Telemetry: ``fnm_masked_frac`` (newly masked / (B·(N-1))),
-    ``fnm_text_dups`` (masked by text only).
+    ``fnm_text_dups`` (masked by text only). Effect: ``candidates_masked`` (query-candidate
+    pairs it masked that nothing had masked before it, over the run) and ``text_duplicates``
+    (those matched by text only). With ``match_text=false`` it adds nothing to the module's
+    own ``mask_known_positives`` (on by default) unless extra candidates precede it, and the
+    run ends with the no-effect warning.
 
     Args:
         match_ids: mask candidates whose id is a known positive.
@@ -82,10 +87,20 @@ class FalseNegativeMask:
 
     def __init__(self, match_ids: bool = True, match_text: bool = True,
                  normalize_whitespace: bool = True, lowercase: bool = True) -> None:
-        self.match_ids = match_ids
-        self.match_text = match_text
+        if not (match_ids or match_text):
+            raise ConfigError("negatives.false_negative_mask.match_ids=false and "
+                              "negatives.false_negative_mask.match_text=false: it would mask "
+                              "nothing; set at least one of them to true")
+        self.match_ids = bool(match_ids)
+        self.match_text = bool(match_text)
         self.normalize_whitespace = normalize_whitespace
         self.lowercase = lowercase
+        self.masked = 0
+        self.text_masked = 0
+
+    def effect(self) -> dict[str, float]:
+        return {"candidates_masked": float(self.masked),
+                "text_duplicates": float(self.text_masked)}
 
     def __call__(self, ctx: ScoreContext) -> ScoreContext:
         b, n = ctx.batch_size, len(ctx.doc_ids)
@@ -108,9 +123,11 @@ class FalseNegativeMask:
             hit[rows, ctx.labels] = False
             text_only = hit & ~new
             new = new | hit
-        before = ctx.mask.clone()
+        added = new & ~ctx.mask
         ctx.mask |= new
         denom = max(b * max(n - 1, 1), 1)
-        ctx.logs["fnm_masked_frac"] = float((ctx.mask & ~before).sum()) / denom
+        ctx.logs["fnm_masked_frac"] = float(added.sum()) / denom
         ctx.logs["fnm_text_dups"] = float(text_only.sum())
+        self.masked += int(added.sum())
+        self.text_masked += int((added & text_only).sum())
         return ctx

@@ -11,6 +11,7 @@ from sentence_transformers import SentenceTransformer
 from torch import Tensor
 
 from hnm.encoders.embed import encode_with_grad
+from hnm.errors import check_choice, check_range
 from hnm.modules.context import ScoreContext
 
 MarginStrategy = Literal["absolute", "relative"]
@@ -32,9 +33,15 @@ class GISTFilter:
     (synthetic, or shared extras stored without text) are never masked; the label column is
     never masked.
 
+    The guide runs and scores in float32 outside autocast, as ``ScoreContext.scores()`` does:
+    under bf16 mixed precision its embeddings and cosines would be rounded to ~3 significant
+    digits, and ties with the positive (exact duplicates) would be decided by rounding. The
+    guide is listed by ``frozen_models()``, so the module keeps it in eval mode at every step.
+
     Shapes: ``ctx.queries`` (B), ``ctx.doc_texts`` (N) -> updates ``ctx.mask`` (B, N).
     Telemetry: ``gist_masked_frac`` (newly masked / (B·(N-1))), ``gist_guide_pos`` (mean guide
-    score of the positives).
+    score of the positives). Effect: ``candidates_masked`` (query-candidate pairs this filter
+    masked that nothing had masked before it, over the run).
 
     Args:
         guide: a SentenceTransformer; frozen here (``requires_grad_(False)``, eval mode) and moved
@@ -56,35 +63,42 @@ class GISTFilter:
 
     def __init__(self, guide: SentenceTransformer, margin: float = 0.0,
                  margin_strategy: MarginStrategy = "absolute", batch_size: int = 64) -> None:
-        if margin_strategy not in MARGIN_STRATEGIES:
-            raise ValueError(f"negatives.gist.margin_strategy={margin_strategy!r}: "
-                             f"choose one of {', '.join(MARGIN_STRATEGIES)}")
-        if margin < 0:
-            raise ValueError(f"negatives.gist.margin must be >= 0, got {margin}")
-        if batch_size < 1:
-            raise ValueError(f"negatives.gist.batch_size must be >= 1, got {batch_size}")
+        check_choice("negatives.gist.margin_strategy", margin_strategy, MARGIN_STRATEGIES)
+        check_range("negatives.gist.margin", margin, 0.0)
+        check_range("negatives.gist.batch_size", batch_size, 1)
         self.guide = guide
         self.guide.requires_grad_(False)
         self.guide.eval()
         self.margin = float(margin)
         self.margin_strategy = margin_strategy
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
+        self.masked = 0
+
+    def frozen_models(self) -> list[torch.nn.Module]:
+        """The guide: never trained, in eval mode at every step."""
+        return [self.guide]
+
+    def effect(self) -> dict[str, float]:
+        return {"candidates_masked": float(self.masked)}
 
     @torch.no_grad()
     def embed(self, texts: Sequence[str], device: torch.device) -> Tensor:
-        """Guide embeddings (n, d), L2-normalised, each distinct text embedded once."""
+        """Guide embeddings (n, d), float32, L2-normalised, each distinct text embedded once
+        (outside autocast)."""
         if self.guide.device != device:
             self.guide.to(device)
         self.guide.eval()
         uniq = list(dict.fromkeys(texts))
-        parts = [encode_with_grad(self.guide, uniq[s:s + self.batch_size]).float()
-                 for s in range(0, len(uniq), self.batch_size)]
-        emb = F.normalize(torch.cat(parts), dim=-1).to(device)
+        with torch.autocast(device.type, enabled=False):
+            parts = [encode_with_grad(self.guide, uniq[s:s + self.batch_size]).float()
+                     for s in range(0, len(uniq), self.batch_size)]
+            emb = F.normalize(torch.cat(parts), dim=-1).to(device)
         where = {t: k for k, t in enumerate(uniq)}
         return emb[torch.tensor([where[t] for t in texts], device=device)]
 
     def guide_scores(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
-        """Guide cosine scores (B, N), float32 (NaN where a candidate has no text), text mask (N,)."""
+        """Guide cosine scores (B, N), float32 (NaN where a candidate has no text), and the text
+        mask (N,)."""
         device = ctx.q.device
         has_text = torch.tensor([bool(t) for t in ctx.doc_texts], device=device)
         scores = torch.full((ctx.batch_size, len(ctx.doc_texts)), float("nan"), device=device)
@@ -92,8 +106,8 @@ class GISTFilter:
         if cols.numel():
             q = self.embed(ctx.queries, device)
             d = self.embed([ctx.doc_texts[j] for j in cols.tolist()], device)
-            with torch.autocast(device.type, enabled=False):  # float32, as ScoreContext.scores
-                scores[:, cols] = q.float() @ d.float().T
+            with torch.autocast(device.type, enabled=False):
+                scores[:, cols] = q @ d.T
         return scores, has_text
 
     def __call__(self, ctx: ScoreContext) -> ScoreContext:
@@ -109,6 +123,7 @@ class GISTFilter:
         new = new.to(ctx.mask.device)
         added = new & ~ctx.mask
         ctx.mask |= new
+        self.masked += int(added.sum())
         n = len(ctx.doc_texts)
         ctx.logs["gist_masked_frac"] = float(added.sum()) / max(ctx.batch_size * max(n - 1, 1), 1)
         ctx.logs["gist_guide_pos"] = float(torch.nanmean(pos))

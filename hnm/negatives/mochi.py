@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hnm.errors import ConfigError, check_range
 from hnm.modules.context import ScoreContext
 
 # raw score of a synthetic negative a query could not build (no usable negatives): never wins
@@ -46,8 +47,15 @@ class MoCHiMixing:
     the mixes detached: the gradient flows into the query only, as in the paper. Queries with
     no usable negative get a score of -1e4 in those columns (no effect on the loss).
 
+    Selection, mixing and the mixed logits are computed in float32 outside autocast, as
+    ``ScoreContext.scores()`` is: under bf16 mixed precision the logits would be rounded to ~3
+    significant digits while the rest of the loss's logits are not. Randomness depends on
+    ``(seed, optimizer step, micro-batch within the step)``, so the micro-batches of one step
+    under gradient accumulation draw their own mixes.
+
     Telemetry: ``mochi_mix_score`` (mean ``q·h`` of the pair mixes), ``mochi_query_mix_score``,
-    ``mochi_hard_score`` (mean score of the hard set).
+    ``mochi_hard_score`` (mean score of the hard set). Effect: ``synthetic_negatives`` (mixed
+    logits that reached the loss over the run, those of queries without negatives excepted).
 
     Args:
         n_hard: size ``N`` of the hard set per query.
@@ -55,7 +63,7 @@ class MoCHiMixing:
         n_query_mix: query mixes ``s'`` per query (the paper's MoCHi(N, s, s') settings are in
             the hundreds over a MoCo queue of tens of thousands; a batch needs far fewer).
         beta_max: upper bound of the query's weight ``b`` (paper: 0.5).
-        seed: randomness depends on (seed, step) only.
+        seed: randomness depends on (seed, step, micro-batch of the step) only.
 
     Reference: Kalantidis et al., "Hard Negative Mixing for Contrastive Learning", NeurIPS 2020.
     Departures: the hard set comes from the batch's candidates (in-batch, explicit negatives and
@@ -66,28 +74,44 @@ class MoCHiMixing:
 
     def __init__(self, n_hard: int = 16, n_mix: int = 16, n_query_mix: int = 8,
                  beta_max: float = 0.5, seed: int = 0) -> None:
-        if n_hard < 1:
-            raise ValueError(f"negatives.mochi.n_hard must be >= 1, got {n_hard}")
-        if n_mix < 0 or n_query_mix < 0 or n_mix + n_query_mix == 0:
-            raise ValueError("negatives.mochi: n_mix and n_query_mix must be >= 0 and not both 0,"
-                             f" got {n_mix}, {n_query_mix}")
-        if not 0.0 <= beta_max <= 1.0:
-            raise ValueError(f"negatives.mochi.beta_max must be in [0, 1], got {beta_max}")
-        self.n_hard = n_hard
-        self.n_mix = n_mix
-        self.n_query_mix = n_query_mix
-        self.beta_max = beta_max
-        self.seed = seed
+        check_range("negatives.mochi.n_hard", n_hard, 1)
+        check_range("negatives.mochi.n_mix", n_mix, 0)
+        check_range("negatives.mochi.n_query_mix", n_query_mix, 0)
+        if n_mix + n_query_mix == 0:
+            raise ConfigError("negatives.mochi.n_mix=0 and negatives.mochi.n_query_mix=0: MoCHi "
+                              "would synthesise nothing; set at least one of them >= 1")
+        check_range("negatives.mochi.beta_max", beta_max, 0.0, 1.0)
+        self.n_hard = int(n_hard)
+        self.n_mix = int(n_mix)
+        self.n_query_mix = int(n_query_mix)
+        self.beta_max = float(beta_max)
+        self.seed = int(seed)
+        self.synthesized = 0
+        self._step: int | None = None
+        self._micro = 0
 
-    def generator(self, step: int) -> torch.Generator:
+    def effect(self) -> dict[str, float]:
+        return {"synthetic_negatives": float(self.synthesized)}
+
+    def generator(self, step: int, micro: int = 0) -> torch.Generator:
+        """The generator of micro-batch ``micro`` of optimizer step ``step``."""
         g = torch.Generator(device="cpu")
-        g.manual_seed(self.seed * 1_000_003 + step)
+        g.manual_seed(hash((self.seed, int(step), int(micro))) & (2**63 - 1))
         return g
+
+    def _next_generator(self, step: int) -> torch.Generator:
+        self._micro = self._micro + 1 if step == self._step else 0
+        self._step = step
+        return self.generator(step, self._micro)
 
     @torch.no_grad()
     def synthesize(self, q: Tensor, d: Tensor, usable: Tensor, gen: torch.Generator) -> Mixes:
-        """Mixes of the hardest usable candidates: q (B, dim), d (N, dim), usable (B, N)."""
-        q, d = q.detach().float(), d.detach().float()
+        """Mixes of the hardest usable candidates: q (B, dim), d (N, dim), usable (B, N);
+        float32, computed outside autocast."""
+        with torch.autocast(q.device.type, enabled=False):
+            return self._synthesize(q.detach().float(), d.detach().float(), usable, gen)
+
+    def _synthesize(self, q: Tensor, d: Tensor, usable: Tensor, gen: torch.Generator) -> Mixes:
         b, dev = q.shape[0], q.device
         scores = (q @ d.T).masked_fill(~usable, float("-inf"))
         k = min(self.n_hard, d.shape[0])
@@ -120,11 +144,12 @@ class MoCHiMixing:
                      valid)
 
     def __call__(self, ctx: ScoreContext) -> ScoreContext:
-        mixes = self.synthesize(ctx.q, ctx.d, ctx.negative_mask(), self.generator(ctx.step))
-        mix = mixes.emb.to(ctx.q.dtype)
-        logits = torch.einsum("bd,bmd->bm", ctx.q, mix)                 # gradient into q only
+        mixes = self.synthesize(ctx.q, ctx.d, ctx.negative_mask(), self._next_generator(ctx.step))
+        with torch.autocast(ctx.q.device.type, enabled=False):              # float32 logits
+            logits = torch.einsum("bd,bmd->bm", ctx.q.float(), mixes.emb)   # gradient into q only
         logits = logits.masked_fill(~mixes.valid, EMPTY_SCORE)
         ctx.extra_logits.append(logits)
+        self.synthesized += int(mixes.valid.sum())
         with torch.no_grad():
             det = logits.detach().float()
             rows = mixes.valid[:, 0]
@@ -133,7 +158,7 @@ class MoCHiMixing:
                     if self.n_mix else float("nan")
                 ctx.logs["mochi_query_mix_score"] = float(det[rows, self.n_mix:].mean()) \
                     if self.n_query_mix else float("nan")
-                s = (ctx.q.detach() @ ctx.d.detach().T).float()
+                s = ctx.scores().detach()
                 hard = s.masked_fill(~ctx.negative_mask(), float("-inf")).topk(
                     min(self.n_hard, s.shape[1]), dim=1).values
                 ctx.logs["mochi_hard_score"] = float(hard[torch.isfinite(hard)].mean())

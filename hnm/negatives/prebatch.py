@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hnm.errors import ConfigError, check_range
 from hnm.modules.context import ScoreContext
 from hnm.negatives.false_negative_mask import known_positive_columns
 
@@ -24,10 +25,16 @@ class PreBatchNegatives(nn.Module):
     Only the batch's positives are kept (as in both papers): explicit negatives are already
     hard negatives of their own queries, and shared extras (a queue) are not batch documents.
 
-    The buffer is the module's *extra state* (checkpointed; restored on ``resume=``).
+    The buffer is the module's *extra state* (checkpointed; restored on ``resume=``). Under
+    gradient accumulation a batch is a micro-batch: the previous micro-batches of the same
+    optimizer step were encoded by the same weights, so they are the freshest pre-batches.
+    The first batch has no previous one, so a run needs at least two optimizer steps
+    (``check_schedule`` refuses a shorter one).
 
     Telemetry: ``prebatch_size`` (entries added), ``prebatch_masked`` (entries masked as known
-    positives), ``prebatch_score`` (mean raw score of queries against them).
+    positives), ``prebatch_score`` (mean raw score of queries against them). Effect:
+    ``candidates_added`` (pre-batch columns that reached the loss, summed over batches) and
+    ``candidates_masked`` (query-entry pairs masked as known positives).
 
     Args:
         k: number of previous batches kept (both papers use a small number, a few batches).
@@ -43,10 +50,21 @@ class PreBatchNegatives(nn.Module):
 
     def __init__(self, k: int = 2) -> None:
         super().__init__()
-        if k < 1:
-            raise ValueError(f"negatives.prebatch.k must be >= 1, got {k}")
-        self.k = k
-        self.buffer: deque[tuple[Tensor, list[str], list[str]]] = deque(maxlen=k)
+        check_range("negatives.prebatch.k", k, 1)
+        self.k = int(k)
+        self.buffer: deque[tuple[Tensor, list[str], list[str]]] = deque(maxlen=self.k)
+        self.added = 0
+        self.masked = 0
+
+    def effect(self) -> dict[str, float]:
+        return {"candidates_added": float(self.added), "candidates_masked": float(self.masked)}
+
+    def check_schedule(self, epochs: int, steps: int) -> None:
+        if steps < 2:
+            raise ConfigError(
+                f"negatives.prebatch: a batch's positives become negatives of the batches after "
+                f"it, so a run of {steps} optimizer step (trainer.max_steps, trainer.max_epochs) "
+                "never trains against them; train for at least 2 steps")
 
     def candidates(self) -> tuple[Tensor | None, list[str], list[str]]:
         """Buffered (M, d) embeddings, ids and texts, oldest batch first."""
@@ -74,6 +92,8 @@ class PreBatchNegatives(nn.Module):
                 ctx.logs["prebatch_score"] = float((ctx.q.detach() @ ctx.d[n0:].detach().T)
                                                    .float().mean())
             ctx.logs["prebatch_masked"] = float(known.sum())
+            self.added += len(ids)
+            self.masked += int(known.sum())
         ctx.logs["prebatch_size"] = float(len(ids))
         self.push(*current)
         return ctx

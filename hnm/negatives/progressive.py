@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from hnm.errors import check_choice, check_range
 from hnm.modules.context import ScoreContext
 
 Schedule = Literal["linear", "cosine", "step"]
@@ -57,11 +58,16 @@ class ProgressiveWeighting:
     weights multiply ``ctx.weights`` (so they compose with ``dbpm``); their batch mean is 1, so the
     loss scale and learning rate keep their meaning.
 
+    Progress is counted in optimizer steps (``ctx.step`` of ``ctx.max_steps``), so under
+    gradient accumulation the micro-batches of one step share their focus.
+
     Telemetry: ``progressive_focus`` (``e``), ``progressive_w_max`` / ``progressive_w_min``.
+    Effect: ``pairs_reweighted`` (query visits whose weight it moved off 1, over the run).
 
     Args:
         schedule: ``linear`` | ``cosine`` | ``step``.
-        strength: log-ratio of the largest to the middle weight (0 disables the strategy).
+        strength: log-ratio of the largest to the middle weight (> 0; 0 would weigh every
+            query 1, the baseline, and is refused).
         difficulty: ``margin`` | ``rank``.
         switch_at: the ``step`` schedule's switch point (share of training).
 
@@ -77,20 +83,18 @@ class ProgressiveWeighting:
 
     def __init__(self, schedule: Schedule = "linear", strength: float = 1.0,
                  difficulty: Difficulty = "margin", switch_at: float = 0.5) -> None:
-        if schedule not in SCHEDULES:
-            raise ValueError(f"negatives.progressive.schedule={schedule!r}: choose one of "
-                             f"{', '.join(SCHEDULES)}")
-        if difficulty not in DIFFICULTIES:
-            raise ValueError(f"negatives.progressive.difficulty={difficulty!r}: choose one of "
-                             f"{', '.join(DIFFICULTIES)}")
-        if strength < 0:
-            raise ValueError(f"negatives.progressive.strength must be >= 0, got {strength}")
-        if not 0.0 <= switch_at <= 1.0:
-            raise ValueError(f"negatives.progressive.switch_at must be in [0, 1], got {switch_at}")
+        check_choice("negatives.progressive.schedule", schedule, SCHEDULES)
+        check_choice("negatives.progressive.difficulty", difficulty, DIFFICULTIES)
+        check_range("negatives.progressive.strength", strength, 0.0, low_open=True)
+        check_range("negatives.progressive.switch_at", switch_at, 0.0, 1.0)
         self.schedule = schedule
-        self.strength = strength
+        self.strength = float(strength)
         self.difficulty = difficulty
-        self.switch_at = switch_at
+        self.switch_at = float(switch_at)
+        self.reweighted = 0
+
+    def effect(self) -> dict[str, float]:
+        return {"pairs_reweighted": float(self.reweighted)}
 
     @torch.no_grad()
     def hardness(self, ctx: ScoreContext) -> Tensor:
@@ -119,6 +123,7 @@ class ProgressiveWeighting:
     def __call__(self, ctx: ScoreContext) -> ScoreContext:
         w = self.weights(ctx).to(ctx.weights.device, ctx.weights.dtype)
         ctx.weights = ctx.weights * w
+        self.reweighted += int(((w - 1).abs() > 1e-6).sum())
         ctx.logs["progressive_focus"] = self.focus(ctx.step, ctx.max_steps)
         ctx.logs["progressive_w_max"] = float(w.max())
         ctx.logs["progressive_w_min"] = float(w.min())

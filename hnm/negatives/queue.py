@@ -11,6 +11,7 @@ from sentence_transformers import SentenceTransformer
 from torch import Tensor, nn
 
 from hnm.encoders.embed import encode_with_grad, eval_mode
+from hnm.errors import ConfigError, check_range
 from hnm.modules.context import ScoreContext
 from hnm.negatives.false_negative_mask import known_positive_columns
 
@@ -20,20 +21,28 @@ class MomentumQueue(nn.Module):
 
     Every step, the ``size`` queued embeddings (with their ids and texts) join the candidates as
     shared negatives (``ctx.add_candidates``); queue entries whose id is a known positive of a
-    query are masked for that query. After the optimizer step (``on_step_end``):
+    query are masked for that query. After each batch:
 
-    1. momentum update of the key encoder ``θ_k ← m·θ_k + (1-m)·θ_q`` (created on first use as a
-       deep copy of the module's document encoder: ``module.doc_encoder`` or ``module.encoder``);
-    2. the batch's positive texts are embedded by the key encoder (no gradient, eval mode) and
-       enqueued; the oldest entries are dropped first, so the queue keeps the newest ``size``
-       in arrival order.
+    1. once per optimizer step (``on_optimizer_step``; not per micro-batch under gradient
+       accumulation), momentum update of the key encoder ``θ_k ← m·θ_k + (1-m)·θ_q`` (created
+       on first use as a deep copy of the module's document encoder: ``module.doc_encoder`` or
+       ``module.encoder``);
+    2. after every batch (``on_step_end``), the batch's positive texts are embedded by the key
+       encoder (no gradient, eval mode) and enqueued; the oldest entries are dropped first, so
+       the queue keeps the newest ``size`` in arrival order.
+
+    The first batch trains with an empty queue, so a run needs at least two optimizer steps
+    (``check_schedule`` refuses a shorter one). The key encoder is listed by
+    ``frozen_models()`` (eval mode at every step).
 
     State (key encoder weights, queue, ids, texts) is kept as the module's *extra state*, so it
     is checkpointed with the LightningModule and restored on ``resume=`` although the key
     encoder is created lazily; it is moved to the embeddings' device on use.
 
     Telemetry: ``queue_fill`` (entries / size), ``queue_masked`` (entries masked as known
-    positives), ``queue_score`` (mean raw score of queries against the queue).
+    positives), ``queue_score`` (mean raw score of queries against the queue). Effect:
+    ``candidates_added`` (queue columns that reached the loss, summed over batches) and
+    ``candidates_masked`` (query-entry pairs masked as known positives).
 
     Args:
         size: queue length (MoCo: 65,536 on ImageNet; a few thousand suit text batches).
@@ -44,8 +53,9 @@ class MomentumQueue(nn.Module):
     CVPR 2020; Shi et al., "CoCoSoDa: Effective Contrastive Learning for Code Search", ICSE 2023.
     Departures: queries and the batch's own documents still come from the online encoder (only
     the queue is momentum-encoded), as in CoCoSoDa's inter-modal queue rather than MoCo's key
-    branch; the key encoder starts as a copy taken after the first optimizer step; keys are
-    computed in eval mode (no dropout) and the current batch is enqueued after its loss.
+    branch; the key encoder starts as a copy of the online encoder taken when the first batch
+    is enqueued (after the first optimizer step; under gradient accumulation, before it); keys
+    are computed in eval mode (no dropout) and the current batch is enqueued after its loss.
     Recommended with small batches (CPU / one GPU) where in-batch negatives are few; pair with
     ``gist`` or ``false_negative_mask`` placed after it to guard the queue's texts.
     """
@@ -53,13 +63,14 @@ class MomentumQueue(nn.Module):
     def __init__(self, size: int = 1024, momentum: float = 0.999,
                  encode_batch_size: int = 64) -> None:
         super().__init__()
-        if size < 1:
-            raise ValueError(f"negatives.queue.size must be >= 1, got {size}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"negatives.queue.momentum must be in [0, 1], got {momentum}")
-        self.size = size
-        self.momentum = momentum
-        self.encode_batch_size = encode_batch_size
+        check_range("negatives.queue.size", size, 1)
+        check_range("negatives.queue.momentum", momentum, 0.0, 1.0)
+        check_range("negatives.queue.encode_batch_size", encode_batch_size, 1)
+        self.size = int(size)
+        self.momentum = float(momentum)
+        self.encode_batch_size = int(encode_batch_size)
+        self.added = 0
+        self.masked = 0
         self.emb: Tensor | None = None
         self.ids: list[str] = []
         self.texts: list[str] = []
@@ -118,6 +129,17 @@ class MomentumQueue(nn.Module):
                      for s in range(0, len(texts), self.encode_batch_size)]
         return F.normalize(torch.cat(parts).float(), dim=-1)
 
+    # -- what it does in a run ----------------------------------------------------------------
+    def effect(self) -> dict[str, float]:
+        return {"candidates_added": float(self.added), "candidates_masked": float(self.masked)}
+
+    def check_schedule(self, epochs: int, steps: int) -> None:
+        if steps < 2:
+            raise ConfigError(
+                f"negatives.queue: the queue is filled after each batch and used from the next "
+                f"one on, so a run of {steps} optimizer step (trainer.max_steps, "
+                "trainer.max_epochs) never trains against it; train for at least 2 steps")
+
     # -- the strategy -------------------------------------------------------------------------
     def forward(self, ctx: ScoreContext) -> ScoreContext:
         start = len(ctx.doc_ids)
@@ -129,6 +151,8 @@ class MomentumQueue(nn.Module):
                 ctx.logs["queue_score"] = float((ctx.q.detach() @ ctx.d[start:].detach().T)
                                                 .float().mean())
             ctx.logs["queue_masked"] = float(known.sum())
+            self.added += len(ctx.doc_ids) - start
+            self.masked += int(known.sum())
         ctx.logs["queue_fill"] = len(self) / self.size
         labels = ctx.labels.tolist()
         self._pending = ([ctx.doc_texts[j] for j in labels], [ctx.doc_ids[j] for j in labels])

@@ -72,3 +72,21 @@ def test_normalize_text():
     assert normalize_text("  A\tb\n C ") == "a b c"
     assert normalize_text(" A  B ", whitespace=False) == " a  b "
     assert normalize_text(" A  B ", lowercase=False) == "A B"
+
+
+def test_effect_counts_what_it_newly_masked(ctx_factory):
+    fnm = FalseNegativeMask()
+    assert fnm.effect() == {"candidates_masked": 0.0, "text_duplicates": 0.0}
+    ctx = planted(ctx_factory)
+    ctx.mask[1, 5] = True                       # the module's known-positive mask got this one
+    fnm(ctx)
+    assert fnm.effect() == {"candidates_masked": 2.0, "text_duplicates": 1.0}
+    fnm(planted(ctx_factory))                   # cumulative over batches
+    assert fnm.effect() == {"candidates_masked": 5.0, "text_duplicates": 2.0}
+
+
+def test_refuses_matching_nothing():
+    from hnm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="match_ids=false and .*match_text=false"):
+        FalseNegativeMask(match_ids=False, match_text=False)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hnm.encoders.embed import embed_fn
+from hnm.errors import ConfigError
 from hnm.negatives.gist import GISTFilter
 
 QUERIES = ["sort a list of numbers", "read a file from disk", "open a socket connection",
@@ -81,14 +82,10 @@ def test_keeps_earlier_masks_and_skips_textless_candidates(guide, ctx_factory):
     assert not out.mask[:, -2:].any()
 
 
-def test_guide_is_frozen(guide):
-    GISTFilter(guide)
+def test_guide_is_frozen_and_listed_for_eval_mode(guide):
+    gist = GISTFilter(guide)
     assert not any(p.requires_grad for p in guide.parameters())
-
-
-def test_rejects_unknown_margin_strategy(guide):
-    with pytest.raises(ValueError, match="absolute, relative"):
-        GISTFilter(guide, margin_strategy="percent")
+    assert any(m is guide for m in gist.frozen_models())
 
 
 def test_under_bf16_autocast_guide_scores_stay_float32(guide, ctx_factory):
@@ -103,3 +100,38 @@ def test_under_bf16_autocast_guide_scores_stay_float32(guide, ctx_factory):
     assert g.dtype == torch.float32
     torch.testing.assert_close(g, q.float() @ d.float().T, rtol=0, atol=1e-6)
     assert out.mask[2, 9] and not out.mask.diagonal().any()
+
+
+def test_guide_scores_are_float32_outside_autocast(guide, ctx_factory):
+    """Under bf16 autocast the guide's scores equal the float32 ones: a bf16 guide would round
+    cosines to ~3 digits and decide ties with the positive by rounding."""
+    ref, _ = GISTFilter(guide).guide_scores(planted_ctx(ctx_factory))
+    ref_mask = GISTFilter(guide)(planted_ctx(ctx_factory)).mask
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = GISTFilter(guide).guide_scores(planted_ctx(ctx_factory))
+        got_mask = GISTFilter(guide)(planted_ctx(ctx_factory)).mask
+    assert got.dtype == torch.float32
+    assert torch.equal(got, ref)
+    assert torch.equal(got_mask, ref_mask)
+
+
+def test_effect_counts_what_it_newly_masked(guide, ctx_factory):
+    gist = GISTFilter(guide, margin=0.0)
+    assert gist.effect() == {"candidates_masked": 0.0}
+    ctx = planted_ctx(ctx_factory)
+    ctx.mask[2, 9] = True                       # already masked before gist: not gist's doing
+    before = ctx.mask.clone()
+    out = gist(ctx)
+    added = int((out.mask & ~before).sum())
+    assert added >= 1 and gist.effect()["candidates_masked"] == added
+    gist(planted_ctx(ctx_factory))               # cumulative over batches
+    assert gist.effect()["candidates_masked"] == added + int(
+        GISTFilter(guide)(planted_ctx(ctx_factory)).mask.sum())
+
+
+@pytest.mark.parametrize(("kw", "knob"), [({"margin_strategy": "percent"}, "absolute, relative"),
+                                          ({"margin": -0.1}, "negatives.gist.margin"),
+                                          ({"batch_size": 0}, "negatives.gist.batch_size")])
+def test_rejects_bad_knobs(guide, kw, knob):
+    with pytest.raises(ConfigError, match=knob):
+        GISTFilter(guide, **kw)

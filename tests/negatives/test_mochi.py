@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hnm.errors import ConfigError
 from hnm.negatives.mochi import EMPTY_SCORE, MoCHiMixing
 
 
@@ -87,8 +88,45 @@ def test_same_step_same_mixes_and_queries_without_negatives_get_no_mass(ctx_fact
     assert (out.extra_logits[0][[0, 1, 3]] > EMPTY_SCORE).all()
 
 
-def test_rejects_bad_knobs():
-    with pytest.raises(ValueError):
-        MoCHiMixing(n_mix=0, n_query_mix=0)
-    with pytest.raises(ValueError):
-        MoCHiMixing(beta_max=1.5)
+def test_micro_batches_of_one_step_draw_their_own_mixes(ctx_factory):
+    """Under gradient accumulation the micro-batches of an optimizer step share ``ctx.step``;
+    each must still draw fresh mixing coefficients, and a rerun the same ones."""
+    ctx, strat = planted(ctx_factory)
+    first = strat(ctx_factory(b=4, k=3, dim=16, seed=1, step=7)).extra_logits[0]
+    second = strat(ctx_factory(b=4, k=3, dim=16, seed=1, step=7)).extra_logits[0]
+    assert not torch.equal(first, second)
+    _, again = planted(ctx_factory)
+    assert torch.equal(again(ctx_factory(b=4, k=3, dim=16, seed=1, step=7)).extra_logits[0],
+                       first)
+
+
+def test_float32_outside_autocast(ctx_factory):
+    """Under bf16 autocast the mixed logits equal the float32 ones (and keep their gradient)."""
+    ctx, strat = planted(ctx_factory)
+    ref = strat(ctx).extra_logits[0]
+    ctx, strat = planted(ctx_factory)
+    ctx.q.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixes = strat.synthesize(ctx.q, ctx.d, ctx.negative_mask(), strat.generator(0))
+        got = strat(ctx).extra_logits[0]
+    assert mixes.emb.dtype == torch.float32 and got.dtype == torch.float32
+    assert torch.equal(got, ref)
+    got.sum().backward()
+    assert ctx.q.grad is not None
+
+
+def test_effect_counts_synthetic_negatives(ctx_factory):
+    ctx, strat = planted(ctx_factory)
+    assert strat.effect() == {"synthetic_negatives": 0.0}
+    ctx.mask[2, :] = True                          # query 2 has no negative: no mixes count
+    strat(ctx)
+    assert strat.effect() == {"synthetic_negatives": 3 * 48.0}
+
+
+@pytest.mark.parametrize(("kw", "knob"), [({"n_mix": 0, "n_query_mix": 0}, "n_query_mix=0"),
+                                          ({"beta_max": 1.5}, "negatives.mochi.beta_max"),
+                                          ({"n_hard": 0}, "negatives.mochi.n_hard"),
+                                          ({"n_mix": -1}, "negatives.mochi.n_mix")])
+def test_rejects_bad_knobs(kw, knob):
+    with pytest.raises(ConfigError, match=knob):
+        MoCHiMixing(**kw)

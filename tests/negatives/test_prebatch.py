@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hnm.errors import ConfigError
 from hnm.negatives.prebatch import PreBatchNegatives
 
 
@@ -59,6 +60,22 @@ def test_state_survives_a_checkpoint(ctx_factory):
     assert fresh.candidates()[1] == ["a0", "a1", "a2"]
 
 
+def test_effect_counts_added_columns_and_masks(ctx_factory):
+    pre = PreBatchNegatives(k=1)
+    pre(batch(ctx_factory, "a", 0))
+    assert pre.effect() == {"candidates_added": 0.0, "candidates_masked": 0.0}
+    pre(ctx_factory(b=3, k=1, dim=8, seed=1, doc_ids=["x0", "a2", "x2", "x3", "x4", "x5"],
+                    positives={"q0": {"x0", "a0"}, "q1": {"a2"}, "q2": {"x2"}}))
+    assert pre.effect() == {"candidates_added": 3.0, "candidates_masked": 2.0}
+
+
+def test_refuses_a_run_too_short_to_use_the_buffer():
+    pre = PreBatchNegatives()
+    pre.check_schedule(1, 2)
+    with pytest.raises(ConfigError, match="negatives.prebatch.*trainer.max_steps"):
+        pre.check_schedule(1, 1)
+
+
 def test_rejects_bad_k():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="negatives.prebatch.k"):
         PreBatchNegatives(k=0)

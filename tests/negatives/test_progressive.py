@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from hnm.errors import ConfigError
 from hnm.negatives.progressive import ProgressiveWeighting, percentile, schedule_value
 
 POS = [0.9, 0.7, 0.5, 0.3]     # query i's positive score: query 0 easiest ...
@@ -60,6 +61,19 @@ def test_schedules_and_percentile():
     assert percentile(torch.tensor([3.0, 1.0, 2.0, 2.0])).tolist() == [1.0, 0.0, 0.5, 0.5]
 
 
-def test_rejects_unknown_schedule():
-    with pytest.raises(ValueError, match="linear, cosine, step"):
-        ProgressiveWeighting(schedule="exp")
+def test_effect_counts_reweighted_queries(ctx_factory):
+    strat = ProgressiveWeighting(schedule="linear")
+    assert strat.effect() == {"pairs_reweighted": 0.0}
+    strat(graded(ctx_factory, 50, max_steps=101))          # mid-training: all weigh 1
+    assert strat.effect() == {"pairs_reweighted": 0.0}
+    strat(graded(ctx_factory, 0))
+    assert strat.effect() == {"pairs_reweighted": 4.0}
+
+
+@pytest.mark.parametrize(("kw", "knob"), [({"schedule": "exp"}, "linear, cosine, step"),
+                                          ({"difficulty": "x"}, "margin, rank"),
+                                          ({"strength": 0.0}, "negatives.progressive.strength"),
+                                          ({"switch_at": 1.5}, "negatives.progressive.switch_at")])
+def test_rejects_bad_knobs(kw, knob):
+    with pytest.raises(ConfigError, match=knob):
+        ProgressiveWeighting(**kw)

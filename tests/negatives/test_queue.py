@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from hnm.encoders.embed import encode_with_grad
+from hnm.errors import ConfigError
 from hnm.negatives.queue import MomentumQueue
 
 
@@ -94,8 +95,27 @@ def test_state_survives_a_checkpoint(online, ctx_factory):
     assert not list(fresh.parameters())              # the key encoder is not optimised
 
 
-def test_rejects_bad_knobs():
-    with pytest.raises(ValueError):
-        MomentumQueue(size=0)
-    with pytest.raises(ValueError):
-        MomentumQueue(momentum=1.5)
+def test_effect_counts_queue_columns_and_masks(online, ctx_factory):
+    q = MomentumQueue(size=16, momentum=0.5)
+    module = SimpleNamespace(encoder=online, doc_encoder=None)
+    q(ctx_factory(b=3, k=1, dim=32))
+    q.on_step_end(module)
+    assert q.effect() == {"candidates_added": 0.0, "candidates_masked": 0.0}   # empty queue
+    q(ctx_factory(b=3, k=1, dim=32, doc_ids=["d1", "e1", "e2", "e3", "e4", "e5"]))
+    assert q.effect() == {"candidates_added": 3.0, "candidates_masked": 1.0}
+
+
+def test_refuses_a_run_too_short_to_use_the_queue():
+    q = MomentumQueue()
+    q.check_schedule(1, 2)
+    with pytest.raises(ConfigError, match="negatives.queue.*trainer.max_steps"):
+        q.check_schedule(1, 1)
+
+
+@pytest.mark.parametrize(("kw", "knob"), [({"size": 0}, "negatives.queue.size"),
+                                          ({"momentum": 1.5}, "negatives.queue.momentum"),
+                                          ({"encode_batch_size": 0},
+                                           "negatives.queue.encode_batch_size")])
+def test_rejects_bad_knobs(kw, knob):
+    with pytest.raises(ConfigError, match=knob):
+        MomentumQueue(**kw)

@@ -85,30 +85,49 @@ class SamplerRefresh(L.Callback):
 
 
 class MinerRefresh(L.Callback):
-    """Before each training step, asks the miner whether to re-mine, and does it (ANCE).
+    """Before each optimizer step, asks the miner whether to re-mine, and does it (ANCE).
+
+    The miner is asked with ``trainer.global_step`` before a training batch, and at most once
+    per step: under gradient accumulation (``accumulate_grad_batches=k``) the k micro-batches
+    of one optimizer step share the global step, so the refresh runs before the first of them
+    and every micro-batch of that step trains on the same negatives.
 
     Under DDP every rank re-mines at the same step with sharded embedding (each rank encodes a
     share of corpus and queries, all ranks receive all embeddings), then searches locally, so
-    every rank holds the negatives of all pairs.
+    every rank holds the negatives of all pairs. When training ends, a miner's ``close()`` (if
+    it has one) is called, which cancels ANCE's background refresh.
     """
 
     def __init__(self, miner: Miner, batch_size: int = 64, progress: bool = True):
         self.miner = miner
         self.batch_size = batch_size
         self.progress = progress
+        self.refreshes = 0
+        self._asked_at: int | None = None  # the last global step the miner was asked about
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
                              batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
+        if step == self._asked_at:  # another micro-batch of the same optimizer step
+            return
+        self._asked_at = step
         if not self.miner.needs_refresh(step):
             return
         t0 = time.perf_counter()
         eq, ed = _embedders(pl_module, self.batch_size, self.progress and trainer.is_global_zero)
         stats = dict(self.miner.refresh(eq, ed) or {})
         dt = time.perf_counter() - t0
+        self.refreshes += 1
         stats["refresh_s"] = dt
         timings = getattr(pl_module, "timings", None)
         if isinstance(timings, dict):
             timings["refresh_s"] = timings.get("refresh_s", 0.0) + dt
         log.info("miner refresh at step %d took %.1fs", step, dt)
         _log(trainer, "miner", stats, step)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Stop a background refresh still running (ANCE's ``close``): its negatives would
+        never be used."""
+        close = getattr(self.miner, "close", None)
+        if callable(close):
+            close()

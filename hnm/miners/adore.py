@@ -11,7 +11,7 @@ import numpy as np
 
 from hnm.encoders.embed import embed_fn
 from hnm.miners.base import MinerBase
-from hnm.miners.filters import Pool, select
+from hnm.miners.filters import Pool, apply_filters, dropped_by_score
 from hnm.types import EmbedFn
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,11 @@ class AdoreMiner(MinerBase):
     index is searched, known positives are excluded and the shared filters of
     :class:`~hnm.miners.base.MinerBase` apply (rank window, margins, ``top``/``random``); the
     result replaces those queries' pools and their negatives are handed out. The miner's
-    scores (current query · frozen document) are available as teacher scores.
+    scores (current query · frozen document) are available as teacher scores. The frozen
+    document encoder is listed by :meth:`frozen_models`, so it is in eval mode at every step;
+    :meth:`effect` adds ``queries_retrieved_live`` (query retrievals with the current query
+    encoder, summed over steps) to the shared figures, and ``candidates_dropped`` sums the
+    score filters over every step's retrieval.
 
     Implements ADORE (Zhan et al., SIGIR 2021, "Optimizing Dense Retrieval Model Training with
     Hard Negatives"): with fixed document embeddings, retrieval with the current query encoder
@@ -57,7 +61,9 @@ class AdoreMiner(MinerBase):
         super().__init__(sampling_strategy=sampling_strategy, **kwargs)  # type: ignore[arg-type]
         self.batch_size = int(batch_size)
         self._embed_query: EmbedFn | None = None
+        self._doc_encoder: Any = None
         self.step_stats: dict[str, float] = {}
+        self._served["queries_retrieved_live"] = 0
 
     # -- setup ------------------------------------------------------------------------------
     def mine(self, data: Any, pairs: Any, embed_queries: EmbedFn,
@@ -80,7 +86,17 @@ class AdoreMiner(MinerBase):
         for p in doc.parameters():
             p.requires_grad_(False)
         module.doc_encoder = doc
+        self._doc_encoder = doc
         self._embed_query = embed_fn(module.encoder, self.batch_size, progress=False)
+
+    def frozen_models(self) -> list[Any]:
+        """The frozen document encoder (the one that built the index)."""
+        return [] if self._doc_encoder is None else [self._doc_encoder]
+
+    def effect(self) -> dict[str, float]:
+        """The shared figures plus ``queries_retrieved_live``."""
+        return {**super().effect(),
+                "queries_retrieved_live": float(self._served["queries_retrieved_live"])}
 
     def needs_refresh(self, step: int) -> bool:
         return False
@@ -110,10 +126,8 @@ class AdoreMiner(MinerBase):
         pos_min = np.full(len(rows), np.inf)
         np.fmin.at(pos_min, qi, pos)
         pos_min[np.isinf(pos_min)] = np.nan
-        limit = self.mined_quota() if self.sampling_strategy == "top" else None
-        pool, removed = select(idx, scores, self.positive_mask(idx, rows), pos_min,
-                               self.range_min, self.range_max, self.absolute_margin,
-                               self.relative_margin, self.max_score, self.min_score, limit)
+        pool, removed = apply_filters(idx, scores, self.positive_mask(idx, rows), pos_min,
+                                      self.filter_settings)
         w = pool.idx.shape[1]
         self.pool.idx[rows] = -1
         self.pool.scores[rows] = np.nan
@@ -121,6 +135,8 @@ class AdoreMiner(MinerBase):
         self.pool.count[rows] = pool.count
         self.step_stats = {k: float(v) for k, v in removed.items()}
         self.step_stats["short_queries"] = float((pool.count < self.mined_quota()).sum())
+        self._served["queries_retrieved_live"] += len(rows)
+        self._served["candidates_dropped"] += dropped_by_score(removed)
         return self.step_stats
 
 

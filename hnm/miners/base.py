@@ -19,7 +19,7 @@ import numpy as np
 
 from hnm.data.dataset import RetrievalData, TrainPairs
 from hnm.errors import ConfigError, DataError, check_choice
-from hnm.miners.filters import Pool, select
+from hnm.miners.filters import FilterSettings, Pool, apply_filters, dropped_by_score
 from hnm.miners.telemetry import mining_telemetry, print_telemetry
 from hnm.types import EmbedFn
 
@@ -48,6 +48,23 @@ class Candidates:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class Mined:
+    """The outcome of one search-and-filter pass (:meth:`MinerBase.search`), not yet in use.
+
+    Attributes:
+        pool: the per-query pools.
+        pos_scores: (m,) the miner's score of every known positive (aligned with ``pos_q``).
+        removed: the filter counts of :func:`~hnm.miners.filters.select` (and the miner's own).
+        stats: the telemetry of :func:`~hnm.miners.telemetry.mining_telemetry`.
+    """
+
+    pool: Pool
+    pos_scores: np.ndarray
+    removed: dict[str, int]
+    stats: dict[str, float]
+
+
 class MinerBase:
     """Base class of the explicit-negative miners (satisfies :class:`hnm.types.Miner`).
 
@@ -71,7 +88,16 @@ class MinerBase:
 
     A pair whose pool is shorter is padded with random corpus documents that are not known
     positives of its query (seeded by ``(seed, epoch, pair)``); the number of short queries is
-    reported by the telemetry.
+    reported by the telemetry. A configuration under which no query keeps any candidate (every
+    negative would be padding) is refused before training (:class:`~hnm.errors.ConfigError`),
+    and so is a ``range_min`` that skips every non-positive document of every query.
+
+    What the miner changed in the run (:meth:`effect`, written to ``metrics.json`` as
+    ``strategy/miner/<figure>``; all zero means it changed nothing): ``negatives_attached``
+    (mined negatives handed to training steps), ``negatives_padded`` (random documents that
+    filled a short pool), ``candidates_dropped`` (candidates the score filters removed, over
+    every mining pass; positives and the rank window are not counted) and, with
+    ``teacher_scores``, ``pairs_with_teacher_scores``.
 
     Args:
         num_negatives: negatives per training pair (k).
@@ -123,6 +149,9 @@ class MinerBase:
         self.index: Any = None
         self.pool: Pool | None = None
         self.last_stats: dict[str, float] = {}
+        self._served: dict[str, int] = {"negatives_attached": 0, "negatives_padded": 0,
+                                        "negatives_random": 0, "candidates_dropped": 0,
+                                        "pairs_with_teacher_scores": 0}
 
     # -- setup ------------------------------------------------------------------------------
     def setup(self, data: RetrievalData, pairs: TrainPairs) -> None:
@@ -145,6 +174,18 @@ class MinerBase:
         self.pos_d = np.asarray(pd, dtype=np.int64)  # (m,) its corpus row
         self._pos_slot = {(int(q), int(d)): i for i, (q, d) in enumerate(zip(pq, pd))}
         self.max_positives = int(np.bincount(self.pos_q, minlength=1).max()) if pq else 0
+        self.check_range(known)
+
+    def check_range(self, known: list[set[str]]) -> None:
+        """Refuse a ``range_min`` that skips every non-positive document of every query."""
+        fewest = min((len(k & self.doc_row.keys()) for k in known), default=0)
+        most_negatives = len(self.doc_ids) - fewest
+        if self.mined_quota() > 0 and self.range_min >= most_negatives:
+            raise ConfigError(
+                f"miner.range_min={self.range_min} skips every candidate: no training query "
+                f"has more than {most_negatives} non-positive documents in the corpus of "
+                f"{len(self.doc_ids)}, so every negative would be a random document. Lower "
+                "miner.range_min")
 
     @property
     def search_k(self) -> int:
@@ -156,9 +197,23 @@ class MinerBase:
     # -- the Miner protocol -----------------------------------------------------------------
     def mine(self, data: RetrievalData, pairs: TrainPairs, embed_queries: EmbedFn,
              embed_docs: EmbedFn) -> dict[str, float]:
-        """Mine every unique training query once; returns the telemetry (logged as mine/*)."""
+        """Mine every unique training query once; returns the telemetry (logged as mine/*).
+
+        Raises :class:`~hnm.errors.ConfigError` when no query kept any candidate."""
         self.setup(data, pairs)
-        return self.run(embed_queries, embed_docs, "mine")
+        stats = self.run(embed_queries, embed_docs, "mine")
+        assert self.pool is not None
+        if self.mined_quota() > 0 and int(self.pool.count.sum()) == 0:
+            counts = ", ".join(f"{k}={int(v)}" for k, v in stats.items()
+                               if (k.startswith("removed_") or k == "candidates") and v)
+            raise ConfigError(
+                f"miner ({type(self).__name__}): none of the {len(self.qids)} training queries "
+                f"kept a candidate negative ({counts or 'no candidate found'}), so every "
+                "negative would be a random corpus document, as if the miner were not "
+                "configured. Loosen miner.range_min, miner.range_max or the score filters "
+                "(miner.absolute_margin, miner.relative_margin, miner.max_score, "
+                "miner.min_score, and a guide's thresholds)")
+        return stats
 
     def needs_refresh(self, step: int) -> bool:
         return False
@@ -170,27 +225,42 @@ class MinerBase:
     def run(self, embed_queries: EmbedFn, embed_docs: EmbedFn, stage: str) -> dict[str, float]:
         """Search, filter, keep the pools and report; shared by :meth:`mine` and
         :meth:`refresh`."""
-        t0 = time.perf_counter()
-        cands = self.candidates(embed_queries, embed_docs, self.search_k)
-        t1 = time.perf_counter()
-        self.pool, removed = self.filter(cands)
-        self.pos_scores = cands.pos_scores
-        timings = dict(cands.timings)
-        timings["filter_s"] = time.perf_counter() - t1
-        timings["total_s"] = time.perf_counter() - t0
-        self.last_stats = mining_telemetry(self.pool, self.query_pos_score(), removed,
-                                           self.num_negatives, self.mined_quota(), timings)
+        self.adopt(self.search(embed_queries, embed_docs))
         if self.verbose:
             print_telemetry(self.last_stats, f"{type(self).__name__} {stage}")
         return self.last_stats
 
+    def search(self, embed_queries: EmbedFn, embed_docs: EmbedFn) -> Mined:
+        """One search-and-filter pass with these embedders; changes no pool in use, so the
+        synchronous path (:meth:`run`) and a background refresh (ANCE) share it."""
+        t0 = time.perf_counter()
+        cands = self.candidates(embed_queries, embed_docs, self.search_k)
+        t1 = time.perf_counter()
+        pool, removed = self.filter(cands)
+        timings = dict(cands.timings)
+        timings["filter_s"] = time.perf_counter() - t1
+        timings["total_s"] = time.perf_counter() - t0
+        stats = mining_telemetry(pool, self.query_pos_score(cands.pos_scores), removed,
+                                 self.num_negatives, self.mined_quota(), timings)
+        return Mined(pool, cands.pos_scores, removed, stats)
+
+    def adopt(self, mined: Mined) -> None:
+        """Put a pass's pools in use (the negatives of every later step come from them)."""
+        self.pool, self.pos_scores = mined.pool, mined.pos_scores
+        self.last_stats = dict(mined.stats)
+        self._served["candidates_dropped"] += dropped_by_score(mined.removed)
+
+    @property
+    def filter_settings(self) -> FilterSettings:
+        """The rank window and score filters of this miner (``limit``: the pool of ``top``)."""
+        return FilterSettings(self.range_min, self.range_max, self.absolute_margin,
+                              self.relative_margin, self.max_score, self.min_score,
+                              self.mined_quota() if self.sampling_strategy == "top" else None)
+
     def filter(self, cands: Candidates) -> tuple[Pool, dict[str, int]]:
         """Apply positive exclusion, the rank window and the score filters to candidates."""
-        limit = self.mined_quota() if self.sampling_strategy == "top" else None
-        return select(cands.idx, cands.scores, self.positive_mask(cands.idx),
-                      self.query_pos_score(cands.pos_scores), self.range_min, self.range_max,
-                      self.absolute_margin, self.relative_margin, self.max_score,
-                      self.min_score, limit)
+        return apply_filters(cands.idx, cands.scores, self.positive_mask(cands.idx),
+                             self.query_pos_score(cands.pos_scores), self.filter_settings)
 
     def positive_mask(self, idx: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """(n, k) bool: ``idx[i, j]`` is a known positive of query row ``rows[i]``
@@ -251,10 +321,34 @@ class MinerBase:
             rows, scores = self.pair_negatives(int(p), epoch)
             ids.append([self.doc_ids[r] for r in rows])
             teacher.append(scores)
+        self.count_served(pair_idx)
         if not self.teacher_scores:
             return ids, None
+        self._served["pairs_with_teacher_scores"] += len(ids)
         pos = np.array([self.pair_pos_score(int(p)) for p in pair_idx], dtype=np.float32)
         return ids, np.concatenate([pos[:, None], np.asarray(teacher, np.float32)], axis=1)
+
+    def count_served(self, pair_idx: Sequence[int]) -> None:
+        """Count what :meth:`pair_negatives` handed out: pool rows, padding, designed random."""
+        assert self.pool is not None
+        quota = self.mined_quota()
+        rows = self.pair_qrow[np.asarray(list(pair_idx), dtype=np.int64)]
+        from_pool = np.minimum(self.pool.count[rows], quota)
+        self._served["negatives_attached"] += int(from_pool.sum())
+        self._served["negatives_padded"] += int((quota - from_pool).sum())
+        self._served["negatives_random"] += (self.num_negatives - quota) * len(rows)
+
+    # -- what it changed, what it holds -----------------------------------------------------
+    def effect(self) -> dict[str, float]:
+        """Cumulative counts of what this miner changed in the run (see the class docstring)."""
+        keys = ["negatives_attached", "negatives_padded", "candidates_dropped"]
+        if self.teacher_scores:
+            keys.append("pairs_with_teacher_scores")
+        return {k: float(self._served[k]) for k in keys}
+
+    def frozen_models(self) -> list[Any]:
+        """Models this miner holds that must not train (none by default)."""
+        return []
 
     def pair_negatives(self, pair: int, epoch: int) -> tuple[list[int], list[float]]:
         """Corpus rows and scores of one pair's negatives in ``epoch`` (deterministic)."""
@@ -275,15 +369,17 @@ class MinerBase:
 
     def random_docs(self, pair: int, epoch: int, n: int, exclude: set[int]) -> list[int]:
         """``n`` distinct random corpus rows that are neither known positives of the pair's
-        query nor in ``exclude``; seeded by ``(seed, epoch, pair)``. Repeats only when the
-        corpus has too few other documents."""
+        query, nor in ``exclude``, nor in :meth:`never_pad`; seeded by ``(seed, epoch, pair)``.
+        Repeats (and ignores ``never_pad``) only when the corpus has too few other
+        documents."""
         q = int(self.pair_qrow[pair])
-        banned = set(exclude) | {int(d) for d in self.pos_d[self.positive_slots(q)]}
+        positives = {int(d) for d in self.pos_d[self.positive_slots(q)]}
+        banned = set(exclude) | positives | self.never_pad(q)
         allowed = len(self.doc_ids) - len(banned)
         rng = np.random.default_rng((self.seed, epoch, pair, 1))
         if allowed < n:
             pool = [i for i in range(len(self.doc_ids)) if i not in banned] or \
-                [i for i in range(len(self.doc_ids)) if i not in banned - set(exclude)]
+                [i for i in range(len(self.doc_ids)) if i not in positives]
             if not pool:
                 raise DataError(f"query {self.qids[q]!r}: every corpus document is a known "
                                 "positive, so no negative can be drawn for it")
@@ -297,6 +393,11 @@ class MinerBase:
                     if len(out) == n:
                         break
         return out
+
+    def never_pad(self, q: int) -> set[int]:
+        """Corpus rows that padding must not draw for query row ``q`` (none by default; the
+        denoiser's likely false negatives)."""
+        return set()
 
     def pair_pos_score(self, pair: int) -> float:
         """The miner's score of the pair's own positive (NaN if unknown)."""

@@ -24,7 +24,11 @@ class BM25Miner(MinerBase):
     BM25 negatives are the classic DPR recipe (Karpukhin et al., EMNLP 2020: "BM25 negatives"):
     lexically close but often semantically off, so complementary to dense negatives. The
     encoder is not used. The margins and ``teacher_scores`` work on raw BM25 scores, which
-    are unbounded and on another scale than cosine similarities.
+    are unbounded and on another scale than cosine similarities. Departures from DPR: DPR
+    takes the top BM25 passages that do not contain the answer string (Lucene, with its
+    analyser); here a candidate is excluded only when it is a labelled positive, the
+    tokenisation has no stemming or stop words, and ``num_negatives`` of them (not one) are
+    drawn per pair from the rank window.
 
     Args:
         k1, b: BM25 term-frequency saturation and length normalisation.

@@ -3,15 +3,17 @@ negatives; its scores are kept as teacher scores."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from hnm.errors import ConfigError
 from hnm.miners.base import Candidates
 from hnm.miners.dense_static import DenseStaticMiner
-from hnm.miners.filters import Pool, select
+from hnm.miners.filters import FilterSettings, Pool, apply_filters
 from hnm.types import EmbedFn
 
 
@@ -26,13 +28,19 @@ class DenoiseMiner(DenseStaticMiner):
     (the lowest positive score when a query has several). The pool keeps the guide's scores,
     so with ``teacher_scores=true`` (the default) the negatives come with teacher scores
     ``(B, 1+k)`` (the positive's first; NaN for padded random documents) for distillation
-    losses such as MarginMSE or KL; the telemetry is in guide scores too.
+    losses such as MarginMSE or KL; the telemetry is in guide scores too. A query left with
+    fewer than ``num_negatives`` survivors is padded with random documents, never one of the
+    candidates the guide dropped for it.
 
     The guide is, in order of precedence: ``cross_encoder`` (a sentence-transformers
     CrossEncoder folder, which reads query and document together, as in RocketQA); ``guide``
     (another bi-encoder, a SentenceTransformer); or, by default, the frozen starting model
     (the embedding functions passed to :meth:`mine`). When the default guide is also the
-    retriever, its scores are the retrieval scores and no text is encoded twice.
+    retriever, its scores are the retrieval scores and no text is encoded twice. A guide
+    model the miner holds is listed by :meth:`frozen_models` (kept in eval mode during
+    training). The candidates the guide drops count in ``candidates_dropped`` of
+    :meth:`effect`. With both guide filters off and ``teacher_scores=false`` the guide would
+    do nothing (the miner would be ``dense_static``), which is refused.
 
     Implements the denoised hard negatives of RocketQA (Qu et al., NAACL 2021, "RocketQA: An
     Optimized Training Approach to Dense Passage Retrieval for Open-Domain Question
@@ -72,6 +80,11 @@ class DenoiseMiner(DenseStaticMiner):
             raise ConfigError("miner.guide and miner.cross_encoder are both set; give one guide")
         if guide_margin is not None and float(guide_margin) < 0:
             raise ConfigError(f"miner.guide_margin must be >= 0 or null; got {guide_margin}")
+        if max_guide_score is None and guide_margin is None and not teacher_scores:
+            raise ConfigError("miner.max_guide_score and miner.guide_margin are both null and "
+                              "miner.teacher_scores is false: the guide would drop nothing and "
+                              "score nothing, so denoise would train as dense_static. Set "
+                              "miner.guide_margin (e.g. 0) or miner.max_guide_score")
         self.max_guide_score = None if max_guide_score is None else float(max_guide_score)
         self.guide_margin = None if guide_margin is None else float(guide_margin)
         self.guide = guide
@@ -80,6 +93,7 @@ class DenoiseMiner(DenseStaticMiner):
         self._ce: Any = None
         self._start: tuple[EmbedFn, EmbedFn] | None = None
         self._seen: dict[str, np.ndarray] = {}
+        self._flagged: list[set[int]] = []  # per query row: the guide's likely false negatives
 
     def candidates(self, embed_queries: EmbedFn, embed_docs: EmbedFn, k: int) -> Candidates:
         """Dense candidates; remembers the starting model (the default guide) and, when it
@@ -104,14 +118,15 @@ class DenoiseMiner(DenseStaticMiner):
         """The shared filters, then the guide's; pool and positive scores become guide
         scores (``cands.pos_scores`` is replaced, the retriever's are kept in
         ``retrieval_pos_scores``)."""
-        pool, removed = select(cands.idx, cands.scores, self.positive_mask(cands.idx),
-                               self.query_pos_score(cands.pos_scores), self.range_min,
-                               self.range_max, self.absolute_margin, self.relative_margin,
-                               self.max_score, self.min_score)
+        settings = self.filter_settings
+        pool, removed = apply_filters(cands.idx, cands.scores, self.positive_mask(cands.idx),
+                                      self.query_pos_score(cands.pos_scores),
+                                      dataclasses.replace(settings, limit=None))
         guide_pool, guide_pos = self.guide_scores(pool)
         self.retrieval_pos_scores = cands.pos_scores
         cands.pos_scores = guide_pos
         keep = pool.idx >= 0
+        candidates = keep.copy()
         qpos = self.query_pos_score(guide_pos)[:, None]
         with np.errstate(invalid="ignore"):
             if self.max_guide_score is not None:
@@ -122,12 +137,28 @@ class DenoiseMiner(DenseStaticMiner):
                 drop = keep & (guide_pool > qpos - self.guide_margin)
                 removed["removed_guide_margin"] = int(drop.sum())
                 keep &= ~drop
-        limit = self.mined_quota() if self.sampling_strategy == "top" else None
-        out, _ = select(np.where(keep, pool.idx, -1), guide_pool, np.zeros_like(keep),
-                        np.full(len(keep), np.nan), limit=limit)
+        flagged = candidates & ~keep
+        self._flagged = [set(pool.idx[q, flagged[q]].tolist()) for q in range(len(keep))]
+        out, _ = apply_filters(np.where(keep, pool.idx, -1), guide_pool, np.zeros_like(keep),
+                               np.full(len(keep), np.nan), FilterSettings(limit=settings.limit))
         removed["kept"] = int(out.count.sum())
         self._seen = {}
         return out, removed
+
+    def never_pad(self, q: int) -> set[int]:
+        """The candidates the guide dropped for query row ``q``: padding never draws them back."""
+        return self._flagged[q] if q < len(self._flagged) else set()
+
+    def frozen_models(self) -> list[Any]:
+        """The retriever's own encoder, a bi-encoder guide and a loaded cross-encoder."""
+        out = super().frozen_models()
+        if isinstance(self.guide, torch.nn.Module):
+            out.append(self.guide)
+        ce = self._ce if isinstance(self._ce, torch.nn.Module) else getattr(self._ce, "model",
+                                                                            None)
+        if isinstance(ce, torch.nn.Module):
+            out.append(ce)
+        return out
 
     def guide_scores(self, pool: Pool) -> tuple[np.ndarray, np.ndarray]:
         """Guide scores of the pool's candidates ((nq, P), NaN where empty) and of every known

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from hnm.miners.base import Candidates, MinerBase
 from hnm.types import EmbedFn
 
@@ -19,7 +21,10 @@ class DenseStaticMiner(MinerBase):
     These are the *static hard negatives* of STAR (Zhan et al., SIGIR 2021, "Optimizing Dense
     Retrieval Model Training with Hard Negatives"), and the warm-up negatives of DPR/ANCE-style
     pipelines. Static negatives go stale as the model moves away from the miner; STAR mixes
-    in random negatives (``+miner=star``) and ANCE re-mines (``+miner=ance``).
+    in random negatives (``+miner=star``) and ANCE re-mines (``+miner=ance``). A miner's own
+    ``encoder`` is listed by :meth:`frozen_models`, so it never trains and stays in eval mode.
+    Departure from STAR: STAR mines with a trained retriever (its warm-up model); here the
+    default is the starting model of this run.
 
     Args:
         encoder: the miner's own encoder (a SentenceTransformer, e.g. a nested
@@ -37,6 +42,10 @@ class DenseStaticMiner(MinerBase):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.batch_size = int(batch_size)
+
+    def frozen_models(self) -> list[Any]:
+        """The miner's own encoder, when it has one (used before training only)."""
+        return [self.encoder] if isinstance(self.encoder, torch.nn.Module) else []
 
     def candidates(self, embed_queries: EmbedFn, embed_docs: EmbedFn, k: int) -> Candidates:
         if self.encoder is not None:

@@ -12,6 +12,38 @@ import numpy as np
 
 FILTERS: tuple[str, ...] = ("positive", "range", "absolute_margin", "relative_margin",
                             "max_score", "min_score")
+# the filters a knob switches on (positives are always removed, the rank window always cuts)
+SCORE_FILTERS: tuple[str, ...] = ("absolute_margin", "relative_margin", "max_score", "min_score")
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """The filter knobs of a miner, in one value (see :func:`select` for their meaning)."""
+
+    range_min: int = 0
+    range_max: int | None = None
+    absolute_margin: float | None = None
+    relative_margin: float | None = None
+    max_score: float | None = None
+    min_score: float | None = None
+    limit: int | None = None
+
+
+def apply_filters(idx: np.ndarray, scores: np.ndarray, positive: np.ndarray,
+                  pos_score: np.ndarray, settings: FilterSettings
+                  ) -> tuple[Pool, dict[str, int]]:
+    """:func:`select` with the knobs of ``settings``."""
+    return select(idx, scores, positive, pos_score, settings.range_min, settings.range_max,
+                  settings.absolute_margin, settings.relative_margin, settings.max_score,
+                  settings.min_score, settings.limit)
+
+
+def dropped_by_score(removed: dict[str, int]) -> int:
+    """Candidates the score filters (and any miner-specific ``removed_guide_*`` filter) removed:
+    what the knobs changed, not counting positives and the rank window."""
+    return int(sum(v for k, v in removed.items()
+                   if k in {f"removed_{f}" for f in SCORE_FILTERS}
+                   or k.startswith("removed_guide_")))
 
 
 @dataclass

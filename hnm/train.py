@@ -48,23 +48,19 @@ def load_data(cfg: DictConfig) -> RetrievalData:
     return data
 
 
+def build_named_strategies(cfg: DictConfig) -> dict[str, Any]:
+    """The negatives strategies by config name (the class name for a bare ``_target_`` node),
+    in the order they apply."""
+    node = cfg.get("negatives")
+    if not node:
+        return {}
+    if "_target_" in node:
+        return {str(node["_target_"]).rsplit(".", 1)[-1]: instantiate(node)}
+    return {str(k): instantiate(v) for k, v in node.items() if v is not None}
+
+
 def build_strategies(cfg: DictConfig) -> list[Any]:
-    node = cfg.get("negatives")
-    if not node:
-        return []
-    if "_target_" in node:
-        return [instantiate(node)]
-    return [instantiate(v) for v in node.values() if v is not None]
-
-
-def strategy_names(cfg: DictConfig) -> list[str]:
-    """Config names of the negatives strategies, in the order :func:`build_strategies` builds."""
-    node = cfg.get("negatives")
-    if not node:
-        return []
-    if "_target_" in node:
-        return [str(node["_target_"]).rsplit(".", 1)[-1]]
-    return [str(k) for k, v in node.items() if v is not None]
+    return list(build_named_strategies(cfg).values())
 
 
 def build_evaluator(cfg: DictConfig, data: RetrievalData) -> Any:
@@ -82,6 +78,7 @@ class Run:
     encoder: Any
     miner: Any
     strategies: list[Any]
+    strategy_names: list[str]
     evaluator: Any
     embed: EmbedFn
     dm: RetrievalDataModule
@@ -98,13 +95,12 @@ class Run:
     def parts(self) -> dict[str, Any]:
         """Configured strategies by report name: ``sampler``, ``miner``, ``negatives/<name>``,
         ``loss`` (only those the user added, and the loss)."""
-        names = strategy_names(self.cfg)
         out: dict[str, Any] = {}
         if self.cfg.get("sampler"):
             out["sampler"] = self.dm.batch_sampler
         if self.cfg.get("miner") and self.miner is not None:
             out["miner"] = self.miner
-        for name, s in zip(names, self.strategies):
+        for name, s in zip(self.strategy_names, self.strategies):
             out[f"negatives/{name}"] = s
         out["loss"] = self.module.loss_fn
         return out
@@ -132,7 +128,8 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     loss = instantiate(cfg.loss)
     sampler_factory = instantiate(cfg.sampler) if cfg.get("sampler") else None
     miner = instantiate(cfg.miner) if cfg.get("miner") else None
-    strategies = build_strategies(cfg)
+    named = build_named_strategies(cfg)
+    strategies = list(named.values())
     evaluator = build_evaluator(cfg, data)
     dm = RetrievalDataModule(pairs, cfg.batch_size, sampler_factory, seed=cfg.seed,
                              drop_last=cfg.data.get("drop_last", False))
@@ -156,7 +153,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     trainer: L.Trainer = instantiate(cfg.trainer, _partial_=True)(
         logger=loggers or False, callbacks=callbacks, default_root_dir=str(out))
     run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, miner=miner,
-              strategies=strategies, evaluator=evaluator,
+              strategies=strategies, strategy_names=list(named), evaluator=evaluator,
               embed=embed_fn(encoder, cfg.eval.batch_size), dm=dm, module=module,
               loggers=loggers, trainer=trainer, sampler_refresh=sampler_refresh,
               t_start=t_start, miner_from_sampler=from_sampler and miner is not None)

@@ -14,6 +14,7 @@ from hnm.losses.teacher import (
     Distilled,
     TeacherScorer,
     check_source,
+    plus_infonce,
     teacher_scores,
 )
 from hnm.modules.context import ScoreContext
@@ -143,12 +144,7 @@ class KLDistillationLoss:
             pairs = self._last_pairs
             loss = (kl * ctx.weights.to(kl.dtype)).sum() / ok.sum().clamp(min=1)
         self.distilled.count(ctx, pairs)
-        per_query = kl
-        if self.infonce_weight > 0:
-            extra, extra_per_query = self.infonce.loss_and_per_query(ctx)
-            loss = loss + self.infonce_weight * extra
-            per_query = per_query + self.infonce_weight * extra_per_query
-        return loss, per_query.detach()
+        return plus_infonce(loss, kl, ctx, self.infonce, self.infonce_weight)
 
     def __call__(self, ctx: ScoreContext) -> Tensor:
         return self.loss_and_per_query(ctx)[0]

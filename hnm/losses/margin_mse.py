@@ -14,6 +14,7 @@ from hnm.losses.teacher import (
     Distilled,
     TeacherScorer,
     check_source,
+    plus_infonce,
     teacher_scores,
 )
 from hnm.modules.context import ScoreContext
@@ -140,11 +141,7 @@ class MarginMSELoss:
             loss = (err * w[:, None]).sum() / max(count, 1)  # 0 with its graph when no triple
             per_query = err.sum(1) / valid.sum(1).clamp(min=1)
         self.distilled.count(ctx, count)
-        if self.infonce_weight > 0:
-            extra, extra_per_query = self.infonce.loss_and_per_query(ctx)
-            loss = loss + self.infonce_weight * extra
-            per_query = per_query + self.infonce_weight * extra_per_query
-        return loss, per_query.detach()
+        return plus_infonce(loss, per_query, ctx, self.infonce, self.infonce_weight)
 
     def __call__(self, ctx: ScoreContext) -> Tensor:
         return self.loss_and_per_query(ctx)[0]

@@ -189,3 +189,14 @@ class Distilled:
         """Change counts only (all zero: the loss distilled nothing); the batches without
         teacher scores are telemetry (``ctx.logs``, :attr:`without_teacher`)."""
         return {"pairs_distilled": float(self.pairs), "batches_distilled": float(self.batches)}
+
+
+def plus_infonce(loss: Tensor, per_query: Tensor, ctx: ScoreContext, infonce: Any,
+                 weight: float) -> tuple[Tensor, Tensor]:
+    """A distillation loss plus ``weight`` x InfoNCE (TAS-B's in-batch term), as the pair
+    ``(scalar, per-query values detached)`` that :class:`~hnm.types.ReportsPerQuery` returns."""
+    if weight > 0:
+        extra, extra_per_query = infonce.loss_and_per_query(ctx)
+        loss = loss + weight * extra
+        per_query = per_query + weight * extra_per_query
+    return loss, per_query.detach()

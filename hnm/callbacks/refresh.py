@@ -24,6 +24,21 @@ def _embedders(module: Any, batch_size: int, progress: bool):
             sharded_embed_fn(embed_fn(doc_model, batch_size, progress=progress)))
 
 
+def _timed_refresh(part: BatchSampler | Miner, trainer: L.Trainer, pl_module: Any,
+                   batch_size: int, progress: bool) -> dict[str, Any]:
+    """``part.refresh`` with embedders of the current weights; its stats plus ``refresh_s``,
+    which is also added to the module's ``timings["refresh_s"]`` (``time/refresh_frac``)."""
+    t0 = time.perf_counter()
+    eq, ed = _embedders(pl_module, batch_size, progress and trainer.is_global_zero)
+    stats = dict(part.refresh(eq, ed) or {})
+    dt = time.perf_counter() - t0
+    stats["refresh_s"] = dt
+    timings = getattr(pl_module, "timings", None)
+    if isinstance(timings, dict):
+        timings["refresh_s"] = timings.get("refresh_s", 0.0) + dt
+    return stats
+
+
 def _log(trainer: L.Trainer, prefix: str, stats: dict[str, float], step: int) -> None:
     metrics = {f"{prefix}/{k}": float(v) for k, v in stats.items()
                if isinstance(v, (int, float))}
@@ -67,15 +82,8 @@ class SamplerRefresh(L.Callback):
         sampler.set_epoch(epoch)
         if not sampler.needs_refresh(epoch):
             return
-        t0 = time.perf_counter()
-        eq, ed = _embedders(pl_module, self.batch_size, self.progress and trainer.is_global_zero)
-        stats = dict(sampler.refresh(eq, ed) or {})
-        dt = time.perf_counter() - t0
+        stats = _timed_refresh(sampler, trainer, pl_module, self.batch_size, self.progress)
         self.refreshes += 1
-        stats["refresh_s"] = dt
-        timings = getattr(pl_module, "timings", None)
-        if isinstance(timings, dict):
-            timings["refresh_s"] = timings.get("refresh_s", 0.0) + dt
         log.info("sampler refresh at epoch %d: %s", epoch,
                  ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if isinstance(v, float)))
         _log(trainer, "sampler", stats, trainer.global_step)
@@ -113,16 +121,9 @@ class MinerRefresh(L.Callback):
         self._asked_at = step
         if not self.miner.needs_refresh(step):
             return
-        t0 = time.perf_counter()
-        eq, ed = _embedders(pl_module, self.batch_size, self.progress and trainer.is_global_zero)
-        stats = dict(self.miner.refresh(eq, ed) or {})
-        dt = time.perf_counter() - t0
+        stats = _timed_refresh(self.miner, trainer, pl_module, self.batch_size, self.progress)
         self.refreshes += 1
-        stats["refresh_s"] = dt
-        timings = getattr(pl_module, "timings", None)
-        if isinstance(timings, dict):
-            timings["refresh_s"] = timings.get("refresh_s", 0.0) + dt
-        log.info("miner refresh at step %d took %.1fs", step, dt)
+        log.info("miner refresh at step %d took %.1fs", step, stats["refresh_s"])
         _log(trainer, "miner", stats, step)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

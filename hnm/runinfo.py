@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,30 @@ def write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
     os.replace(tmp, path)
+
+
+RUN_STATES = ("running", "interrupted", "failed", "finished")
+STATUS_FILE = "status.json"
+
+
+def write_status(out: Path, state: str, **extra: Any) -> None:
+    """Record a run's state in ``<out>/status.json`` (atomically; rewritten as the run goes):
+    ``state`` is one of :data:`RUN_STATES`; ``extra`` e.g. ``error`` (one line), ``resume`` (the
+    command that continues the run), ``step``."""
+    if state not in RUN_STATES:
+        raise ValueError(f"unknown run state {state!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    body = {"state": state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+    tmp = out / f".{STATUS_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, out / STATUS_FILE)
+
+
+def read_status(run: Path) -> dict[str, Any] | None:
+    """The run folder's status (None for a folder written before status files existed, or
+    one whose status file is unreadable)."""
+    try:
+        body = json.loads((run / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) and body.get("state") in RUN_STATES else None

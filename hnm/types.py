@@ -170,3 +170,18 @@ class ChecksSchedule(Protocol):
     steps."""
 
     def check_schedule(self, epochs: int, steps: int) -> None: ...
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A part whose state shapes the rest of the run (clusters, this epoch's batch list and
+    position, mined pools, refresh schedules, queues, loss histories, momentum encoders, its own
+    RNG). ``hnm train`` stores ``state_dict()`` in every checkpoint and calls
+    ``load_state_dict`` on resume, so a resumed run continues exactly as an uninterrupted one.
+
+    The state holds only plain Python values, numpy arrays and torch tensors (checkpoints are
+    loaded with ``weights_only=True``)."""
+
+    def state_dict(self) -> dict[str, object]: ...
+
+    def load_state_dict(self, state: dict[str, object]) -> None: ...

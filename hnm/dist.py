@@ -25,6 +25,7 @@ _RANK_ENV = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 # what Lightning's subprocess launcher sets in the launching process
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _SAVED: dict[str, Any] = {}
+_LAUNCHED: list[Any] = []  # the launcher of this process's last relaunched job (its ranks)
 
 
 def world() -> tuple[int, int]:
@@ -149,6 +150,7 @@ def prepare_relaunch(trainer: Any, entry_file: str | Path | None = None) -> None
             "command (or `python -m hnm.cli train …`)"
         )
     _SAVED.update(argv=list(sys.argv), env={k: os.environ.get(k) for k in _LAUNCH_ENV})
+    _LAUNCHED[:] = [launcher]
     sys.argv = argv
     with read_write(hc), open_dict(hc):
         hc.run.dir = hc.runtime.output_dir
@@ -169,3 +171,30 @@ def finish_relaunch() -> None:
             os.environ[key] = value
     sys.argv = _SAVED["argv"]
     _SAVED.clear()
+
+
+def stop_launched_ranks(timeout: float = 30.0) -> None:
+    """After a failed job in the process that launched its other ranks: kill those still
+    running (they may wait in a collective for this rank forever) so that a sweep can go on.
+
+    Lightning watches the ranks it launched and, when one exits non-zero, kills every process,
+    the launching one (the sweep) included; its watcher reads the launcher's list of processes,
+    so the list is emptied first (the watcher then ends quietly) and the ranks are killed after.
+    A no-op when this process launched no ranks.
+    """
+    if not _LAUNCHED:
+        return
+    launcher = _LAUNCHED.pop()
+    procs = list(getattr(launcher, "procs", []))
+    if not procs:
+        return
+    launcher.procs.clear()  # the same list object the watcher holds
+    for proc in procs:
+        if proc.poll() is None:
+            log.warning("stopping rank process %d of the failed job", proc.pid)
+            proc.kill()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except Exception as err:  # noqa: BLE001 - a rank that will not die must not stop the sweep
+            log.warning("rank process %d did not stop: %s", proc.pid, err)

@@ -1,8 +1,10 @@
-"""Hydra callback: at the end of a multirun, print one table of every run's metrics."""
+"""Hydra callback: at the end of a multirun, print one table of every job (its metrics, or why
+it failed) and exit non-zero when a job failed."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,32 +12,84 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hnm.report import print_table, runs_table
+from hnm.runinfo import STATUS_FILE, read_status
+
+# exit status of a sweep with failed jobs: 2 when every failure was the user's input (a bad
+# knob, a missing file: the status a single run exits with), else 1
+EXIT_USER_ERRORS, EXIT_FAILED = 2, 1
 
 
-def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per run folder below ``sweep_dir`` that holds ``metrics.json``."""
+def _natural(path: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def _overrides(run: Path) -> str:
+    overrides_file = run / ".hydra" / "overrides.yaml"
+    if not overrides_file.exists():
+        return ""
+    import yaml
+
+    return " ".join(yaml.safe_load(overrides_file.read_text()) or [])
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """The sweep's job folders: those with ``metrics.json``, ``status.json`` or ``.hydra/``."""
+    found = {p.parent for name in ("metrics.json", STATUS_FILE) for p in sweep_dir.glob(f"**/{name}")}
+    found |= {p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")}
+    return sorted(found, key=_natural)
+
+
+def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job folder below ``sweep_dir``: ``run``, ``overrides``, ``status``
+    (finished / failed / interrupted / running / unknown), ``error`` (one line, when not
+    finished), ``user_error`` and, for finished runs, the metrics of ``metrics.json``.
+
+    A folder without ``status.json`` (written before status files existed) counts as finished
+    when it holds ``metrics.json``."""
     rows = []
-    for metrics_file in sorted(sweep_dir.glob("**/metrics.json")):
-        run = metrics_file.parent
-        overrides_file = run / ".hydra" / "overrides.yaml"
-        overrides = ""
-        if overrides_file.exists():
-            import yaml
-
-            overrides = " ".join(yaml.safe_load(overrides_file.read_text()) or [])
+    for run in job_folders(sweep_dir):
+        status = read_status(run)
+        metrics_file = run / "metrics.json"
+        state = status["state"] if status else ("finished" if metrics_file.is_file() else "unknown")
         row: dict[str, Any] = {"run": str(run.relative_to(sweep_dir)) or ".",
-                               "overrides": overrides}
-        row.update(json.loads(metrics_file.read_text()))
+                               "overrides": _overrides(run), "status": state}
+        if state == "finished" and metrics_file.is_file():
+            row.update(json.loads(metrics_file.read_text()))
+        else:
+            reason = (status or {}).get("error") or ("no metrics.json: the job did not finish"
+                                                     if state != "finished" else
+                                                     "no metrics.json")
+            row["error"] = str(reason)
+            row["user_error"] = bool((status or {}).get("user_error", False))
+            if state == "finished":
+                row["status"] = "unknown"
         rows.append(row)
     return rows
 
 
+def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per finished run below ``sweep_dir`` (its overrides and metrics)."""
+    return [r for r in collect_jobs(sweep_dir) if r["status"] == "finished"]
+
+
+def sweep_exit_code(rows: list[dict[str, Any]]) -> int:
+    """0 when every job finished; :data:`EXIT_USER_ERRORS` when all failed jobs failed on the
+    user's input; :data:`EXIT_FAILED` otherwise."""
+    failed = [r for r in rows if r["status"] != "finished"]
+    if not failed:
+        return 0
+    return EXIT_USER_ERRORS if all(r.get("user_error") for r in failed) else EXIT_FAILED
+
+
 class SweepSummary(Callback):
-    """Prints the sweep's runs (overrides, zero-shot and final nDCG@10 / Recall@100)."""
+    """Prints the sweep's jobs (overrides, zero-shot and final nDCG@10 / Recall@100, and the
+    one-line reason of each job that did not finish); exits with :func:`sweep_exit_code` when
+    a job failed (Hydra calls the end-of-sweep callbacks last first, so this one, listed first,
+    runs after the others)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = collect_runs(sweep_dir)
+        rows = collect_jobs(sweep_dir)
         if not rows:
             print(f"sweep {sweep_dir}: no run finished")
             return
@@ -44,5 +98,18 @@ class SweepSummary(Callback):
             for m in ("ndcg@10", "recall@100"):
                 metric_cols += sorted({k for r in rows for k in r if k.startswith(f"{key}/")
                                        and k.endswith(f"/{m}")})
-        print_table(runs_table(rows, ["run", "overrides", *metric_cols],
-                               title=f"sweep {sweep_dir}"))
+        failed = [r for r in rows if r["status"] != "finished"]
+        columns = ["run", "overrides", *metric_cols]
+        if failed:
+            columns += ["status", "error"]
+            for r in rows:
+                if r["status"] == "finished":
+                    r["error"] = ""
+        print_table(runs_table(rows, columns, title=f"sweep {sweep_dir}"))
+        code = sweep_exit_code(rows)
+        if code:
+            print(f"sweep {sweep_dir}: {len(failed)} of {len(rows)} jobs did not finish:")
+            for r in failed:
+                print(f"  {r['run']} ({r['overrides'] or 'defaults'}): {r['status']}: "
+                      f"{r['error']}")
+            raise SystemExit(code)

@@ -19,7 +19,9 @@ Each metric is shown as mean ± std over a group's seeds. Each group is tested a
 baseline group query by query (per-query metrics averaged over seeds first, then paired by
 query id): a paired t-test and a paired randomisation (sign-flip) test, with a 95% bootstrap
 interval of the mean difference. Writes compare.md, compare.csv and compare.png to --out
-(default: <first folder>/compare-<time>/); never overwrites anything."""
+(default: <first folder>/compare-<time>/); never overwrites anything. Runs whose status.json
+says they did not finish (failed, interrupted, still running) are left out, each with a note;
+runs from before status files existed (metrics.json, no status.json) count."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -65,7 +67,9 @@ def compare(args: argparse.Namespace) -> Path:
 
     if args.resamples < 1:
         raise ConfigError(f"--resamples must be >= 1; got {args.resamples}")
-    runs = find_runs(args.folders)
+    notes: list[str] = []
+    runs = find_runs(args.folders, notes)
+    print_skipped(notes)
     groups = group_runs(runs, (*IGNORED, *args.ignore))
     baseline = pick_baseline(groups, args.baseline)
     rows = summarize(groups, baseline, args.stage, args.metric, args.resamples, args.seed)
@@ -93,6 +97,17 @@ def compare(args: argparse.Namespace) -> Path:
               + ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""))
     print(f"comparison written to {out} (compare.md, compare.csv, compare.png)")
     return out
+
+
+def print_skipped(notes: list[str], shown: int = 10) -> None:
+    """One line per run left out (unfinished or failed), at most ``shown``, then a count."""
+    if not notes:
+        return
+    print(f"{len(notes)} run(s) left out (not finished):")
+    for line in notes[:shown]:
+        print(f"  {line}")
+    if len(notes) > shown:
+        print(f"  … and {len(notes) - shown} more")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -127,28 +127,59 @@ def _natural(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
-def find_runs(folders: list[Path]) -> list[RunRecord]:
+def skip_reason(run: Path) -> str | None:
+    """Why ``hnm compare`` leaves a run folder out (None: it counts). A run counts when its
+    ``status.json`` says finished, or, for runs from before status files existed, when it has
+    none but holds ``metrics.json``."""
+    from hnm.runinfo import STATUS_FILE, read_status
+
+    status = read_status(run)
+    if status is not None and status["state"] != "finished":
+        error = status.get("error")
+        return f"{status['state']}" + (f": {error}" if error else "")
+    if status is None and (run / STATUS_FILE).exists():
+        return "unreadable status.json"
+    if not (run / "metrics.json").is_file():
+        return "no metrics.json"
+    return None
+
+
+def find_runs(folders: list[Path], notes: list[str] | None = None) -> list[RunRecord]:
     """Every finished run in or below ``folders`` (a run folder or a sweep folder), in
     natural path order (``2`` before ``10``), each once.
 
-    A folder with ``metrics.json`` but no ``.hydra/`` files is skipped with a warning. Raises
-    :class:`HnmError` when a folder does not exist or nothing below it is a run.
+    Runs that did not finish (``status.json`` other than finished, or no ``metrics.json``) are
+    left out, each with a line in ``notes`` (``<folder>: skipped (<why>)``). A folder with
+    ``metrics.json`` but no ``.hydra/`` files is skipped with a warning. Raises
+    :class:`HnmError` when a folder does not exist or nothing below it is a finished run.
     """
+    from hnm.runinfo import STATUS_FILE
+
     found: dict[Path, RunRecord] = {}
     for folder in folders:
         if not folder.is_dir():
             raise HnmError(f"{folder}: no such folder; pass run folders or sweep folders "
                            "(outputs/…, multirun/…)")
-        candidates = sorted({m.parent for m in folder.glob("**/metrics.json")}, key=_natural)
-        runs = []
+        candidates = sorted({m.parent for name in ("metrics.json", STATUS_FILE)
+                             for m in folder.glob(f"**/{name}")}, key=_natural)
+        runs, skipped = [], []
         for cand in candidates:
+            why = skip_reason(cand)
+            if why is not None:
+                skipped.append(f"{cand}: skipped ({why})")
+                continue
             if not (cand / ".hydra" / "config.yaml").is_file():
                 log.warning("%s: has metrics.json but no .hydra/config.yaml; skipped", cand)
                 continue
             runs.append(load_run(cand))
+        if notes is not None:
+            notes.extend(skipped)
         if not runs:
+            more = (f"; {len(skipped)} run(s) below it did not finish: "
+                    + "; ".join(skipped[:3]) + (" …" if len(skipped) > 3 else "")
+                    if skipped else "")
             raise HnmError(f"{folder}: no finished run found (a run folder holds metrics.json "
-                           "and .hydra/config.yaml)")
+                           f"and .hydra/config.yaml){more}")
         for run in runs:
             found.setdefault(run.path.resolve(), run)
     return list(found.values())

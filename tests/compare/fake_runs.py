@@ -64,3 +64,11 @@ def planted_sweep(root: Path, n_queries: int = 60, effect: float = 0.08) -> Path
                   per_query=base, curve=[3.1, 2.6, 2.3])
         num += 1
     return root
+
+
+def mark(folder: Path, state: str, **extra) -> Path:
+    """Give a fake run a ``status.json`` (``state``: running/interrupted/failed/finished)."""
+    from hnm.runinfo import write_status
+
+    write_status(folder, state, **extra)
+    return folder

@@ -136,6 +136,9 @@ def user_message(err: BaseException) -> str | None:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 @_friendly(run_status=True)
 def train_main(cfg: DictConfig) -> float:
+    from hnm.logging_setup import lightning_logs_once
+
+    lightning_logs_once()
     from hnm.train import train
 
     return train(cfg)

@@ -1,7 +1,10 @@
-"""Loggers from the ``logger`` config group, and the resolved config logged to each."""
+"""Loggers from the ``logger`` config group, the resolved config logged to each, and
+Lightning's console lines routed through Hydra's logging once."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from hydra.utils import instantiate
@@ -39,3 +42,27 @@ def build_loggers(node: DictConfig | None, save_dir: str, group: str | None, nam
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+
+def lightning_logs_once() -> None:
+    """Lightning's INFO lines (``GPU available: …``) once, in Hydra's format and job log.
+
+    ``import lightning`` gives the ``lightning`` logger a console handler of its own while
+    letting records propagate to the root logger, where Hydra's handlers print them again (and
+    ``lightning.pytorch`` / ``lightning.fabric`` add one and stop propagating when imported
+    before logging is configured). When the root logger has handlers, this removes Lightning's
+    own console handlers and lets the records propagate, so each line appears once."""
+    import lightning  # noqa: F401 - its import adds the handlers removed here
+
+    if not logging.getLogger().handlers:
+        return
+    for name in LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler and handler.stream in (
+                    sys.stderr, sys.__stderr__):
+                logger.removeHandler(handler)
+        logger.propagate = True

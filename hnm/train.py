@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hnm.callbacks.curve import TrainCurve
+from hnm.callbacks.progress import progress_lines
 from hnm.callbacks.refresh import MinerRefresh, SamplerRefresh
 from hnm.compare.files import write_eval_outputs
 from hnm.data.datamodule import RetrievalDataModule
@@ -150,8 +151,12 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     callbacks.append(TrainCurve(out / "train_curve.csv"))
     callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
         dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0))
+    lines = progress_lines(cfg.get("progress"), cfg.trainer)  # logs that are not a terminal
+    if lines is not None:
+        callbacks.append(lines)
     trainer: L.Trainer = instantiate(cfg.trainer, _partial_=True)(
-        logger=loggers or False, callbacks=callbacks, default_root_dir=str(out))
+        logger=loggers or False, callbacks=callbacks, default_root_dir=str(out),
+        **({"enable_progress_bar": False} if lines is not None else {}))
     run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, miner=miner,
               strategies=strategies, strategy_names=list(named), evaluator=evaluator,
               embed=embed_fn(encoder, cfg.eval.batch_size), dm=dm, module=module,

@@ -23,13 +23,13 @@ def _natural(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
-def _overrides(run: Path) -> str:
+def _overrides(run: Path) -> list[str]:
     overrides_file = run / ".hydra" / "overrides.yaml"
     if not overrides_file.exists():
-        return ""
+        return []
     import yaml
 
-    return " ".join(yaml.safe_load(overrides_file.read_text()) or [])
+    return [str(o) for o in yaml.safe_load(overrides_file.read_text()) or []]
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
@@ -40,7 +40,8 @@ def job_folders(sweep_dir: Path) -> list[Path]:
 
 
 def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job folder below ``sweep_dir``: ``run``, ``overrides``, ``status``
+    """One row per job folder below ``sweep_dir``: ``run``, ``overrides`` (joined;
+    ``override_list``: as a list), ``status``
     (finished / failed / interrupted / running / unknown), ``error`` (one line, when not
     finished), ``user_error`` and, for finished runs, the metrics of ``metrics.json``.
 
@@ -51,8 +52,10 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
         status = read_status(run)
         metrics_file = run / "metrics.json"
         state = status["state"] if status else ("finished" if metrics_file.is_file() else "unknown")
+        overrides = _overrides(run)
         row: dict[str, Any] = {"run": str(run.relative_to(sweep_dir)) or ".",
-                               "overrides": _overrides(run), "status": state}
+                               "overrides": " ".join(overrides), "override_list": overrides,
+                               "status": state}
         if state == "finished" and metrics_file.is_file():
             row.update(json.loads(metrics_file.read_text()))
         else:
@@ -70,6 +73,14 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
 def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per finished run below ``sweep_dir`` (its overrides and metrics)."""
     return [r for r in collect_jobs(sweep_dir) if r["status"] == "finished"]
+
+
+def shared_overrides(rows: list[dict[str, Any]]) -> list[str]:
+    """The overrides every job has (the table shows each job's others)."""
+    if len(rows) < 2:
+        return []
+    first, *rest = [r["override_list"] for r in rows]
+    return [o for o in first if all(o in other for other in rest)]
 
 
 def sweep_exit_code(rows: list[dict[str, Any]]) -> int:
@@ -105,11 +116,15 @@ class SweepSummary(Callback):
             for r in rows:
                 if r["status"] == "finished":
                     r["error"] = ""
-        print_table(runs_table(rows, columns, title=f"sweep {sweep_dir}"))
+        common = shared_overrides(rows)
+        shown = [{**r, "overrides": " ".join(o for o in r["override_list"]
+                                             if o not in common) or "-"} for r in rows]
+        title = f"sweep {sweep_dir}" + (f" (all jobs: {' '.join(common)})" if common else "")
+        print_table(runs_table(shown, columns, title=title))
         code = sweep_exit_code(rows)
         if code:
             print(f"sweep {sweep_dir}: {len(failed)} of {len(rows)} jobs did not finish:")
-            for r in failed:
-                print(f"  {r['run']} ({r['overrides'] or 'defaults'}): {r['status']}: "
-                      f"{r['error']}")
+            for r in shown:
+                if r["status"] != "finished":
+                    print(f"  {r['run']} ({r['overrides']}): {r['status']}: {r['error']}")
             raise SystemExit(code)

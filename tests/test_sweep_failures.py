@@ -197,3 +197,58 @@ def test_single_run_user_error_exits_2_and_marks_the_folder(tmp_path: Path) -> N
     assert "hnm: error: batch_size=0 is not valid" in out.stderr
     status = read_status(folder)
     assert status is not None and status["state"] == "failed" and status["user_error"]
+
+
+def _as_sweep_job(tmp_path: Path, overrides: list[str]):
+    """The Hydra config of job #1 of a sweep writing to ``tmp_path``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    from hnm.cli import config_dir
+
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.job.num = 1
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize("search", [[], ["hparams_search=optuna"]])
+def test_failed_job_returns_to_basic_sweeper_and_raises_to_optuna(tmp_path: Path,
+                                                                  search: list[str]) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from hnm.entry import JobFailed, _friendly
+
+    @_friendly(run_status=True)
+    def job(cfg):
+        raise ConfigError("batch_size=0 is not valid;\n expected an integer >= 1")
+
+    @_friendly(run_status=True)
+    def buggy(cfg):
+        raise ZeroDivisionError("division by zero")
+
+    cfg = _as_sweep_job(tmp_path, ["experiment=smoke", *search])
+    try:
+        if search:  # Optuna: the trial fails (a plain, picklable error with the reason)
+            with pytest.raises(JobFailed, match=r"^batch_size=0 is not valid; expected"):
+                job(cfg)
+        else:  # the basic sweeper: the job returns, the sweep goes on
+            assert job(cfg) is None
+        assert read_status(tmp_path)["user_error"] is True
+        write_status(tmp_path, "running", step=3)
+        if search:
+            with pytest.raises(JobFailed):
+                buggy(cfg)
+        else:
+            assert buggy(cfg) is None
+        status = read_status(tmp_path)
+        assert status == {**status, "state": "failed", "step": 3, "user_error": False,
+                          "error": "ZeroDivisionError: division by zero"}
+    finally:
+        HydraConfig.instance().cfg = None

@@ -153,7 +153,7 @@ def _not_yet(name: str) -> Callable[[], None]:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval_cmd")
-@_friendly
+@_friendly(run_status=True)
 def eval_main(cfg: DictConfig) -> None:
     from hnm.commands.eval import evaluate
 
@@ -161,7 +161,7 @@ def eval_main(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="mine")
-@_friendly
+@_friendly(run_status=True)
 def mine_main(cfg: DictConfig) -> None:
     from hnm.commands.mine import mine
 

@@ -56,6 +56,9 @@ def test_summary_rows_and_exit_code(tmp_path: Path) -> None:
     assert rows[4]["status"] == "unknown" and "did not finish" in rows[4]["error"]
     assert sweep_exit_code(rows) == 1
     assert sweep_exit_code([r for r in rows if r["status"] == "finished"]) == 0
+    # `hnm mine` jobs write no metrics.json: a bare job folder is not a failure there
+    assert [r["run"] for r in collect_jobs(tmp_path, bare_is_unfinished=False)] == [
+        "0", "1", "2", "3"]
 
 
 def test_one_line_reason() -> None:

@@ -39,18 +39,22 @@ def job_folders(sweep_dir: Path) -> list[Path]:
     return sorted(found, key=_natural)
 
 
-def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+def collect_jobs(sweep_dir: Path, bare_is_unfinished: bool = True) -> list[dict[str, Any]]:
     """One row per job folder below ``sweep_dir``: ``run``, ``overrides`` (joined;
     ``override_list``: as a list), ``status``
     (finished / failed / interrupted / running / unknown), ``error`` (one line, when not
     finished), ``user_error`` and, for finished runs, the metrics of ``metrics.json``.
 
     A folder without ``status.json`` (written before status files existed) counts as finished
-    when it holds ``metrics.json``."""
+    when it holds ``metrics.json``; one with neither (only ``.hydra/``) is a job that did not
+    finish, or, with ``bare_is_unfinished=False`` (``hnm mine``, whose jobs write no
+    metrics), is left out."""
     rows = []
     for run in job_folders(sweep_dir):
         status = read_status(run)
         metrics_file = run / "metrics.json"
+        if status is None and not metrics_file.is_file() and not bare_is_unfinished:
+            continue
         state = status["state"] if status else ("finished" if metrics_file.is_file() else "unknown")
         overrides = _overrides(run)
         row: dict[str, Any] = {"run": str(run.relative_to(sweep_dir)) or ".",
@@ -100,7 +104,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = collect_jobs(sweep_dir)
+        rows = collect_jobs(sweep_dir, config.get("task_name", "train") != "mine")
         if not rows:
             print(f"sweep {sweep_dir}: no run finished")
             return

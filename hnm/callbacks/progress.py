@@ -45,8 +45,7 @@ class ProgressLines(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.perf_counter()
-        self._reset(trainer.global_step)
-        self._first = trainer.global_step
+        self._reset(trainer.global_step)  # a resumed run counts from its first step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -111,11 +111,25 @@ class NBPOLoss(torch.nn.Module):
         count = unlabeled.sum(dim=1).clamp(min=1)
         loss = -observed_pos - self.negative_weight * observed_neg.sum(dim=1) / count
         with torch.no_grad():
-            posterior = torch.exp(log_eps + F.logsigmoid(z) - torch.logaddexp(
-                F.logsigmoid(-z), log_eps + F.logsigmoid(z)))
-            self._served["expected_false_negatives"] += float(posterior[unlabeled].sum())
+            posterior = torch.exp(log_eps + F.logsigmoid(z) - observed_neg)
+            expected = float(posterior[unlabeled].sum())
+            self._served["expected_false_negatives"] += expected
             self._served["unlabeled_candidates"] += int(unlabeled.sum())
+            ctx.logs["nbpo_expected_false_negatives"] = expected
+            ctx.logs["nbpo_flip_rate"] = float(eps)
         return loss
+
+    @torch.no_grad()
+    def posterior(self, ctx: ScoreContext) -> Tensor:
+        """(B, N + m) probability that each candidate is a relevant document missing its label,
+        ``eps·p / ((1 - p) + eps·p)`` (NaN at the label column and masked candidates)."""
+        z, unlabeled = self.logits(ctx)
+        eps = float(self.flip_rate.clamp(max=1 - 1e-6))
+        if eps == 0:
+            return torch.where(unlabeled, torch.zeros_like(z), torch.full_like(z, math.nan))
+        num = math.log(eps) + F.logsigmoid(z)
+        post = torch.exp(num - torch.logaddexp(F.logsigmoid(-z), num))
+        return torch.where(unlabeled, post, torch.full_like(z, math.nan))
 
     def loss_and_per_query(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:
         """The ``ctx.weights``-weighted mean loss and the unweighted (B,) losses, detached."""

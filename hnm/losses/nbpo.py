@@ -36,8 +36,11 @@ class NBPOLoss(torch.nn.Module):
 
     Args:
         temperature: scores are divided by it before the sigmoid (0.05 as ``infonce``).
-        bias: ``b``, the logit offset (the default -10 with ``t = 0.05`` puts ``p = 0.5`` at a
-            score of 0.5).
+        bias: ``b``, the logit offset (-10 with ``t = 0.05`` puts ``p = 0.5`` at a score of
+            0.5); ``None`` (default) sets it at the first training batch to put ``p = 0.5``
+            midway between that batch's mean positive and mean unlabeled score, so that the
+            sigmoid starts where this encoder's scores lie (a random encoder scores everything
+            near 1, a trained one spreads them).
         learn_bias: train ``b`` with the model (a parameter of the training module).
         flip_rate: ``eps`` in [0, 1): fixed, or the starting value when learned.
         learn_flip: estimate ``eps`` by maximum likelihood with the model
@@ -63,7 +66,8 @@ class NBPOLoss(torch.nn.Module):
     on sparsely judged data, e.g. MS MARCO), ``flip_rate`` 0.05-0.3.
     """
 
-    def __init__(self, temperature: float = 0.05, bias: float = -10.0, learn_bias: bool = True,
+    def __init__(self, temperature: float = 0.05, bias: float | None = None,
+                 learn_bias: bool = True,
                  flip_rate: float = 0.1, learn_flip: bool = False,
                  negative_weight: float = 1.0) -> None:
         super().__init__()
@@ -75,7 +79,10 @@ class NBPOLoss(torch.nn.Module):
                               "value (a rate of 0 is a logit of -inf and cannot be learned)")
         self.temperature = float(temperature)
         self.negative_weight = float(negative_weight)
-        self.bias = torch.nn.Parameter(torch.tensor(float(bias)), requires_grad=bool(learn_bias))
+        self.bias = torch.nn.Parameter(torch.tensor(0.0 if bias is None else float(bias)),
+                                       requires_grad=bool(learn_bias))
+        # whether the bias holds its value (a buffer: a resumed run keeps the one it found)
+        self.register_buffer("bias_set", torch.tensor(bias is not None))
         theta = math.log(flip_rate / (1 - flip_rate)) if flip_rate > 0 else -math.inf
         self.flip_logit = torch.nn.Parameter(torch.tensor(theta), requires_grad=bool(learn_flip))
         self._served = {"expected_false_negatives": 0.0, "unlabeled_candidates": 0}
@@ -90,11 +97,22 @@ class NBPOLoss(torch.nn.Module):
         usable = ctx.negative_mask()
         with torch.autocast(ctx.q.device.type, enabled=False):
             z = ctx.scores() / self.temperature
+            if not bool(self.bias_set):
+                self.init_bias(z, usable, ctx)
             if ctx.extra_logits:
                 extra = torch.cat([e.float() for e in ctx.extra_logits], dim=1)
                 z = torch.cat([z, extra / self.temperature], dim=1)
                 usable = torch.cat([usable, torch.ones_like(extra, dtype=torch.bool)], dim=1)
             return z + self.bias.float(), usable
+
+    @torch.no_grad()
+    def init_bias(self, z: Tensor, usable: Tensor, ctx: ScoreContext) -> None:
+        """``b = -(mean positive logit + mean unlabeled logit) / 2`` of this batch."""
+        rows = torch.arange(ctx.batch_size, device=z.device)
+        pos = z[rows, ctx.labels].mean()
+        neg = z[usable].mean() if bool(usable.any()) else pos
+        self.bias.copy_(-(pos + neg) / 2)
+        self.bias_set.fill_(True)
 
     def per_query(self, ctx: ScoreContext) -> Tensor:
         """Unweighted negative log-likelihood of every query's observed labels, shape (B,)."""

@@ -54,8 +54,8 @@ def test_the_push_on_a_planted_false_negative_is_smaller_than_infonces() -> None
     s = (ctx.q @ ctx.d.T)[0].tolist()
     assert s[1] == pytest.approx(s[0], abs=0.01) and s[2] < s[1] - 0.4
     info = _grad_on_scores(InfoNCELoss(0.05), _planted())
-    nbpo = _grad_on_scores(NBPOLoss(0.05, flip_rate=0.2), _planted())
-    bpo = _grad_on_scores(NBPOLoss(0.05, flip_rate=0.0), _planted())
+    nbpo = _grad_on_scores(NBPOLoss(0.05, bias=-10.0, flip_rate=0.2), _planted())
+    bpo = _grad_on_scores(NBPOLoss(0.05, bias=-10.0, flip_rate=0.0), _planted())
     # a positive gradient on a score = the loss pushes that candidate away
     assert 0 < nbpo[1] < info[1] / 100
     # InfoNCE (and noise-free BPO) push the false negative hardest; NBPO pushes the true
@@ -73,7 +73,7 @@ def test_flip_rate_and_bias_can_be_learned_and_are_reported() -> None:
     assert loss.flip_logit.grad is not None and loss.bias.grad is not None
     fx = loss.effect()
     assert fx["unlabeled_candidates"] == 4 * 12 - 4 and fx["expected_false_negatives"] > 0
-    assert set(loss.state_dict()) == {"bias", "flip_logit"}
+    assert set(loss.state_dict()) == {"bias", "flip_logit", "bias_set"}
     assert not NBPOLoss(learn_bias=False).bias.requires_grad
 
 
@@ -83,3 +83,20 @@ def test_flip_rate_and_bias_can_be_learned_and_are_reported() -> None:
 def test_invalid_knobs_are_config_errors(kw) -> None:
     with pytest.raises(ConfigError, match="loss\\."):
         NBPOLoss(**kw)
+
+
+def test_a_null_bias_starts_midway_between_positive_and_unlabeled_scores() -> None:
+    ctx = make_ctx(b=3, k=1)
+    loss = NBPOLoss(temperature=0.1)
+    assert not bool(loss.bias_set)
+    loss(ctx)
+    z = (ctx.q @ ctx.d.T) / 0.1
+    usable = ctx.negative_mask()
+    want = -(z.diagonal()[:3].mean() + z[usable].mean()) / 2
+    assert float(loss.bias) == pytest.approx(float(want), rel=1e-5)
+    kept = float(loss.bias)
+    loss(make_ctx(b=3, k=1, seed=5))  # set once: a later batch does not move it
+    assert float(loss.bias) == kept
+    resumed = NBPOLoss(temperature=0.1)
+    resumed.load_state_dict(loss.state_dict())
+    assert bool(resumed.bias_set) and float(resumed.bias) == kept

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from hnm.data.dataset import RetrievalData
@@ -28,7 +28,8 @@ _USAGE = "pass data.path=DIR, a folder with corpus.jsonl, queries.jsonl and qrel
 
 
 def load_beir(path: str | None, name: str | None = None,
-              splits: list[str] | None = None) -> RetrievalData:
+              splits: list[str] | None = None,
+              fields: list[str] | None = None) -> RetrievalData:
     """Load a BEIR-layout folder.
 
     Args:
@@ -36,6 +37,10 @@ def load_beir(path: str | None, name: str | None = None,
         name: dataset name used in metric keys; defaults to the folder's name.
         splits: qrels splits to read (``qrels/{split}.tsv``); by default every ``.tsv`` file
             in ``qrels/``.
+        fields: extra corpus-line fields to keep in each document's dict (as strings), e.g.
+            the hierarchy of ``+miner=taxonomy``; a dotted name walks nested objects
+            (``metadata.category``), a list value is joined with ``.``. A document without
+            the field just lacks the key.
 
     Returns:
         :class:`RetrievalData`; judgements referencing unknown ids are dropped with a warning.
@@ -55,7 +60,8 @@ def load_beir(path: str | None, name: str | None = None,
                 "queries.jsonl and qrels/{train,dev,test}.tsv"
             )
     corpus = {
-        doc_id: {"title": str(obj.get("title") or ""), "text": str(obj["text"])}
+        doc_id: {"title": str(obj.get("title") or ""), "text": str(obj["text"]),
+                 **_extra_fields(obj, fields or ())}
         for doc_id, obj in _read_jsonl(root / "corpus.jsonl", ("_id", "text"))
     }
     queries = {qid: str(obj["text"]) for qid, obj in _read_jsonl(root / "queries.jsonl",
@@ -83,6 +89,19 @@ def load_beir(path: str | None, name: str | None = None,
     log.info("%s: %d documents, %d queries, qrels %s", data.name, len(corpus), len(queries),
              {split: sum(map(len, q.values())) for split, q in data.qrels.items()})
     return data
+
+
+def _extra_fields(obj: dict, fields: Iterable[str]) -> dict[str, str]:
+    """The requested fields of a corpus line that it has, as strings (see ``load_beir``)."""
+    out = {}
+    for name in fields:
+        value: object = obj
+        for part in str(name).split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None or value == "":
+            continue
+        out[str(name)] = ".".join(map(str, value)) if isinstance(value, list) else str(value)
+    return out
 
 
 def _lines(file: Path) -> Iterator[tuple[int, str]]:

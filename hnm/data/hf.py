@@ -32,7 +32,8 @@ _QRELS_COLUMNS = (("query-id", "query_id"), ("corpus-id", "corpus_id"), ("score"
 
 def load_hf(name: str, config: str | None = None, corpus_config: str = "corpus",
             queries_config: str = "queries", qrels_name: str | None = None,
-            splits: list[str] | None = None) -> RetrievalData:
+            splits: list[str] | None = None,
+            fields: list[str] | None = None) -> RetrievalData:
     """Load a retrieval dataset by hub name or from a local ``save_to_disk`` folder.
 
     Args:
@@ -43,6 +44,8 @@ def load_hf(name: str, config: str | None = None, corpus_config: str = "corpus",
         qrels_name: hub dataset holding the qrels when it is a separate dataset; by default
             ``name`` itself, then ``{name}-qrels``.
         splits: qrels splits to keep; all by default.
+        fields: extra corpus columns to keep in each document's dict (as strings; a list
+            value joined with ``.``), e.g. the hierarchy of ``+miner=taxonomy``.
 
     Returns:
         :class:`RetrievalData` named after the last part of ``name``.
@@ -75,6 +78,12 @@ def load_hf(name: str, config: str | None = None, corpus_config: str = "corpus",
     titles = list(corpus_ds["title"]) if "title" in corpus_ds.column_names else [""] * len(ids)
     corpus = {str(i): {"title": str(t or ""), "text": str(x or "")}
               for i, t, x in zip(ids, titles, bodies)}
+    for field in fields or ():
+        (values,) = _columns(corpus_ds, "corpus", name, (str(field),))
+        for i, v in zip(ids, values):
+            if v is not None and v != "":
+                corpus[str(i)][str(field)] = ".".join(map(str, v)) if isinstance(v, list) \
+                    else str(v)
     qids, texts = _columns(queries_ds, "queries", name, ("_id",), ("text",))
     queries = {str(q): str(t or "") for q, t in zip(qids, texts)}
     judged: dict[str, dict[str, dict[str, int]]] = {}

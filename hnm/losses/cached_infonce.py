@@ -112,6 +112,9 @@ class CachedInfoNCELoss:
         temperature: softmax temperature (as ``infonce``).
         symmetric: add the document->query direction (as ``infonce``).
         symmetric_weight: weight of the symmetric term.
+        directions, partition_mode, hardness_mode, hardness_strength: as ``infonce`` (and
+            sentence-transformers' ``CachedMultipleNegativesRankingLoss``, which takes the same
+            knobs): the loss math is shared, so GradCache changes only how the batch is encoded.
         chunk_size: texts encoded per chunk; peak activation memory scales with it, not with
             the batch. Queries and documents are chunked separately.
 
@@ -134,10 +137,13 @@ class CachedInfoNCELoss:
     """
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False,
-                 symmetric_weight: float = 1.0, chunk_size: int = 32) -> None:
+                 symmetric_weight: float = 1.0, chunk_size: int = 32,
+                 directions: Sequence[str] = ("query_to_doc",), partition_mode: str = "joint",
+                 hardness_mode: str | None = None, hardness_strength: float = 0.0) -> None:
         if int(chunk_size) < 1:
             raise ConfigError(f"loss.chunk_size={chunk_size!r} is not valid; expected >= 1")
-        self.infonce = InfoNCELoss(temperature, symmetric, symmetric_weight)
+        self.infonce = InfoNCELoss(temperature, symmetric, symmetric_weight, directions,
+                                   partition_mode, hardness_mode, hardness_strength)
         self.chunk_size = int(chunk_size)
 
     @property

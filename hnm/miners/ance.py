@@ -127,6 +127,7 @@ class AnceMiner(MinerBase):
         """Fix the period for a run of ``steps`` optimizer steps and refuse a run in which no
         refresh would take effect (refreshes fall before steps ``period, 2·period, …`` below
         ``steps``; the asynchronous path puts a pass in use at the refresh after it)."""
+        super().check_schedule(epochs, steps)  # the curriculum's clock
         self._period = every = self.period_for(steps)
         needed = 2 if self.async_refresh else 1
         falls = max(steps - 1, 0) // every

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SamplingStrategy = Literal["top", "random"]
 SAMPLING: tuple[str, ...] = ("top", "random")
+SCHEDULES: tuple[str, ...] = ("constant", "easy_to_hard", "hard_to_easy")
 
 
 @dataclass
@@ -115,8 +116,31 @@ class MinerBase:
         seed: the seed of all sampling (with the epoch and the pair index).
         verbose: print the telemetry table after mining.
 
+        schedule: a difficulty curriculum over training (see below): ``constant`` (default,
+            no curriculum), ``easy_to_hard`` or ``hard_to_easy``.
+        schedule_width: pool ranks in the curriculum's sampling window; ``None`` =
+            ``num_negatives`` with ``sampling_strategy=top``, twice that with ``random``.
+
     ``pos_score`` is the lowest score among the query's known positives (the safe choice when a
     query has several, as in sentence-transformers).
+
+    **Curriculum** (``schedule``): the negatives of a step come from a window of
+    ``schedule_width`` consecutive ranks of the query's pool (its survivors, hardest first)
+    that slides over training. At training progress ``f = step / (steps - 1)`` (optimizer steps
+    of the run, known from :meth:`check_schedule`) the window of a pool of ``c`` survivors
+    starts at rank ``round((1 - f) · (c - w))`` for ``easy_to_hard`` (the easiest ranks first,
+    the hardest at the last step) and ``round(f · (c - w))`` for ``hard_to_easy``; ``top``
+    takes the window's first ``num_negatives``, ``random`` draws them from it (seeded by
+    ``(seed, epoch, pair)`` as above). Under a curriculum the pool of ``top`` holds every
+    survivor of ``[range_min, range_max)``, not only the best ones. ``constant`` is the
+    behaviour without a curriculum, exactly. A curriculum whose window covers every pool (no
+    room to move) or a run of one step is refused with a :class:`~hnm.errors.ConfigError`.
+    :meth:`effect` then adds ``schedule_start_first`` and ``schedule_start_last``: the mean
+    window start (pool rank) at the first and at the latest step. This makes testable the
+    claim of Tyss et al. (ECtHR-PCR, 2024) that difficulty-based sampling of negatives does not
+    help prior case retrieval; the linear pacing is the simplest of the curriculum-learning
+    schedules (Bengio et al., ICML 2009) and a departure from both: they pace by a difficulty
+    score of training examples, here difficulty is the miner's rank of a negative.
     """
 
     uses_encoder: bool = True  # False: `hnm mine` need not load the encoder
@@ -128,8 +152,13 @@ class MinerBase:
                  max_score: float | None = None, min_score: float | None = None,
                  teacher_scores: bool = False, index: str = "flat", backend: str = "auto",
                  device: str | None = None, query_chunk: int = 4096, seed: int = 0,
-                 verbose: bool = True) -> None:
-        check_choice("sampling_strategy", sampling_strategy, SAMPLING)
+                 verbose: bool = True, schedule: str = "constant",
+                 schedule_width: int | None = None) -> None:
+        check_choice("miner.sampling_strategy", sampling_strategy, SAMPLING)
+        check_choice("miner.schedule", schedule, SCHEDULES)
+        if schedule_width is not None and int(schedule_width) < int(num_negatives):
+            raise ConfigError(f"miner.schedule_width={schedule_width} is not valid; expected "
+                              f">= miner.num_negatives ({num_negatives}) or null")
         if int(num_negatives) < 1:
             raise ConfigError(f"miner.num_negatives must be >= 1; got {num_negatives}")
         if int(range_min) < 0:
@@ -146,6 +175,11 @@ class MinerBase:
         self.teacher_scores = bool(teacher_scores)
         self.index_kind, self.backend, self.device = index, backend, device
         self.query_chunk, self.seed, self.verbose = int(query_chunk), int(seed), verbose
+        self.schedule = schedule
+        self.schedule_width = None if schedule_width is None else int(schedule_width)
+        self._total_steps: int | None = None
+        self._progress = 0.0
+        self._starts: list[float] = []  # mean window start of the first and latest step
         self.index: Any = None
         self.pool: Pool | None = None
         self.last_stats: dict[str, float] = {}
@@ -213,7 +247,53 @@ class MinerBase:
                 "configured. Loosen miner.range_min, miner.range_max or the score filters "
                 "(miner.absolute_margin, miner.relative_margin, miner.max_score, "
                 "miner.min_score, and a guide's thresholds)")
+        self.check_window()
         return stats
+
+    # -- the curriculum ---------------------------------------------------------------------
+    @property
+    def window_width(self) -> int:
+        """Pool ranks of the curriculum's sampling window."""
+        if self.schedule_width is not None:
+            return self.schedule_width
+        quota = self.mined_quota()
+        return quota if self.sampling_strategy == "top" else 2 * quota
+
+    def check_schedule(self, epochs: int, steps: int) -> None:
+        """Remember the run's optimizer steps (the curriculum's clock); refuse a curriculum in
+        a run of one step, where its window could not move."""
+        self._total_steps = int(steps)
+        if self.schedule != "constant" and steps < 2:
+            raise ConfigError(f"miner.schedule={self.schedule} but the run has {steps} "
+                              "optimizer step, so the window never moves; lengthen the run or "
+                              "set miner.schedule=constant")
+
+    def check_window(self) -> None:
+        """Refuse a curriculum whose window covers every query's whole pool (it cannot move)."""
+        if self.schedule == "constant" or self.pool is None or self.mined_quota() == 0:
+            return
+        widest = int(self.pool.count.max()) if len(self.pool.count) else 0
+        if widest <= self.window_width:
+            raise ConfigError(
+                f"miner.schedule={self.schedule}: the widest pool holds {widest} candidates and "
+                f"the window {self.window_width} ranks (miner.schedule_width), so the window "
+                "covers every pool and cannot move from easy to hard. Widen the pools "
+                "(miner.range_max) or narrow the window (miner.schedule_width)")
+
+    def progress(self, step: int) -> float:
+        """Training progress in [0, 1] at optimizer ``step``."""
+        if self._total_steps is None:
+            raise RuntimeError(f"{type(self).__name__}: miner.schedule={self.schedule} needs "
+                               "the run length; call check_schedule(epochs, steps) first")
+        return min(max(step / max(self._total_steps - 1, 1), 0.0), 1.0)
+
+    def window(self, count: int) -> tuple[int, int]:
+        """The curriculum's ``[start, stop)`` over a pool of ``count`` at the current progress."""
+        width = min(self.window_width, count)
+        room = count - width
+        f = self._progress if self.schedule == "hard_to_easy" else 1.0 - self._progress
+        start = int(round(f * room))
+        return start, start + width
 
     def needs_refresh(self, step: int) -> bool:
         return False
@@ -255,7 +335,8 @@ class MinerBase:
         """The rank window and score filters of this miner (``limit``: the pool of ``top``)."""
         return FilterSettings(self.range_min, self.range_max, self.absolute_margin,
                               self.relative_margin, self.max_score, self.min_score,
-                              self.mined_quota() if self.sampling_strategy == "top" else None)
+                              self.mined_quota() if self.sampling_strategy == "top"
+                              and self.schedule == "constant" else None)
 
     def filter(self, cands: Candidates) -> tuple[Pool, dict[str, int]]:
         """Apply positive exclusion, the rank window and the score filters to candidates."""
@@ -316,6 +397,9 @@ class MinerBase:
         """``num_negatives`` document ids per pair, and optional teacher scores (B, 1+k)."""
         if self.pool is None:
             raise RuntimeError(f"{type(self).__name__}.negatives() called before mine()")
+        if self.schedule != "constant":
+            self._progress = self.progress(step)
+            self.log_window(pair_idx)
         ids, teacher = [], []
         for p in pair_idx:
             rows, scores = self.pair_negatives(int(p), epoch)
@@ -344,7 +428,10 @@ class MinerBase:
         keys = ["negatives_attached", "negatives_padded", "candidates_dropped"]
         if self.teacher_scores:
             keys.append("pairs_with_teacher_scores")
-        return {k: float(self._served[k]) for k in keys}
+        out = {k: float(self._served[k]) for k in keys}
+        if self.schedule != "constant" and self._starts:
+            out["schedule_start_first"], out["schedule_start_last"] = self._starts
+        return out
 
     def frozen_models(self) -> list[Any]:
         """Models this miner holds that must not train (none by default)."""
@@ -356,7 +443,9 @@ class MinerBase:
         q = int(self.pair_qrow[pair])
         count, quota = int(self.pool.count[q]), self.mined_quota()
         take = np.arange(count)
-        if count > quota:
+        if self.schedule != "constant":
+            take = self.scheduled(count, quota, pair, epoch)
+        elif count > quota:
             rng = np.random.default_rng((self.seed, epoch, pair, 0))
             take = np.sort(rng.choice(count, size=quota, replace=False))
         rows = [int(r) for r in self.pool.idx[q, take]]
@@ -366,6 +455,23 @@ class MinerBase:
             rows += self.random_docs(pair, epoch, missing, set(rows))
             scores += [float("nan")] * missing
         return rows, scores
+
+    def scheduled(self, count: int, quota: int, pair: int, epoch: int) -> np.ndarray:
+        """Pool positions of one pair's negatives under the curriculum (see the class)."""
+        lo, hi = self.window(count)
+        if self.sampling_strategy == "top" or hi - lo <= quota:
+            return np.arange(lo, min(hi, lo + quota))
+        rng = np.random.default_rng((self.seed, epoch, pair, 0))
+        return np.sort(lo + rng.choice(hi - lo, size=quota, replace=False))
+
+    def log_window(self, pair_idx: Sequence[int]) -> None:
+        """Keep the mean window start of this step's pairs (first step and latest step)."""
+        assert self.pool is not None
+        rows = self.pair_qrow[np.asarray(list(pair_idx), dtype=np.int64)]
+        if not len(rows):
+            return
+        mean = float(np.mean([self.window(int(c))[0] for c in self.pool.count[rows]]))
+        self._starts = [self._starts[0] if self._starts else mean, mean]
 
     def random_docs(self, pair: int, epoch: int, n: int, exclude: set[int]) -> list[int]:
         """``n`` distinct random corpus rows that are neither known positives of the pair's

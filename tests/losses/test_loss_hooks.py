@@ -12,6 +12,7 @@ from hnm.losses import (
     InfoNCELoss,
     KLDistillationLoss,
     MarginMSELoss,
+    NBPOLoss,
     TripletLoss,
 )
 from hnm.types import ReportsEffect, ReportsPerQuery
@@ -24,6 +25,10 @@ LOSSES = {
     "margin_mse": lambda: MarginMSELoss(infonce_weight=0.5),
     "kl": lambda: KLDistillationLoss(),
     "triplet": lambda: TripletLoss(num_negatives=2),
+    "nbpo": lambda: NBPOLoss(0.1),
+    "infonce_directions": lambda: InfoNCELoss(
+        0.1, directions=["query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc"],
+        hardness_mode="all_negatives", hardness_strength=3.0),
 }
 
 
@@ -48,7 +53,8 @@ def test_loss_and_per_query_is_the_loss_and_its_unweighted_per_query_values(name
     value_w, per_query_w = loss.loss_and_per_query(weighted)
     torch.testing.assert_close(per_query_w, per_query)       # unweighted
     assert value_w.item() != pytest.approx(value.item(), rel=1e-4)
-    if name in ("infonce", "infonce_symmetric", "cached_infonce", "triplet"):
+    if name in ("infonce", "infonce_symmetric", "cached_infonce", "triplet", "nbpo",
+                "infonce_directions"):
         assert value.item() == pytest.approx(per_query.mean().item(), rel=1e-5)
 
 

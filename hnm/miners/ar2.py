@@ -154,7 +154,6 @@ class AR2Miner(AnceMiner):
         group: dict[str, Any] = {"params": list(self.ranker.parameters())}
         if self.ranker_knobs["lr"] is not None:
             group["lr"] = float(self.ranker_knobs["lr"])
-            group["initial_lr"] = group["lr"]
         if self.ranker_knobs["weight_decay"] is not None:
             group["weight_decay"] = float(self.ranker_knobs["weight_decay"])
         return [group]

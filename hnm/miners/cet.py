@@ -45,13 +45,19 @@ class SelectionRelevance(torch.nn.Module):
     def relevance_logit(self, score: Tensor) -> Tensor:
         return F.softplus(self.alpha) * (score.float() - self.c)
 
-    def nll(self, rank: Tensor, score: Tensor, y: Tensor) -> Tensor:
-        """Mean negative log-likelihood of labels ``y`` (1 labelled, 0 unlabeled)."""
+    def nll(self, rank: Tensor, score: Tensor, y: Tensor,
+            irrelevant: Tensor | None = None) -> Tensor:
+        """Mean negative log-likelihood of labels ``y`` (1 labelled, 0 unlabeled) of pooled
+        documents, plus that of ``r = 0`` for the scores ``irrelevant`` of anchor documents
+        taken as irrelevant (random corpus documents, other queries' positives)."""
         log_py1 = F.logsigmoid(self.selection_logit(rank)) + F.logsigmoid(
             self.relevance_logit(score))
         log_py0 = torch.log1p(-log_py1.exp().clamp(max=1 - 1e-6))
         y = y.float()
-        return -(y * log_py1 + (1 - y) * log_py0).mean()
+        out = -(y * log_py1 + (1 - y) * log_py0).mean()
+        if irrelevant is not None and len(irrelevant):
+            out = out - F.logsigmoid(-self.relevance_logit(irrelevant)).mean()
+        return out
 
     def irrelevant_given_unlabeled(self, rank: Tensor, score: Tensor) -> Tensor:
         """``P(r=0 | y=0, ρ, s) = (1 − p) / (1 − π·p)`` in [0, 1]."""
@@ -61,10 +67,11 @@ class SelectionRelevance(torch.nn.Module):
 
 
 def fit_coupled(model: SelectionRelevance, rank: Tensor, score: Tensor, y: Tensor,
-                steps: int = 300, lr: float = 0.05) -> float:
-    """Maximum-likelihood fit of both models on observed labels (Adam, full batch); returns
-    the final negative log-likelihood. The relevance calibration starts between the mean
-    labelled and mean unlabeled score."""
+                steps: int = 300, lr: float = 0.05, irrelevant: Tensor | None = None) -> float:
+    """Maximum-likelihood fit of both models on observed labels and irrelevant anchors (Adam,
+    full batch; see :meth:`SelectionRelevance.nll`); returns the final negative
+    log-likelihood. The relevance calibration starts between the mean labelled and mean
+    unlabeled score."""
     y = y.float()
     with torch.no_grad():
         pos, neg = score[y > 0], score[y == 0]
@@ -80,7 +87,7 @@ def fit_coupled(model: SelectionRelevance, rank: Tensor, score: Tensor, y: Tenso
         with torch.enable_grad():
             for _ in range(int(steps)):
                 opt.zero_grad()
-                loss = model.nll(rank, score, y)
+                loss = model.nll(rank, score, y, irrelevant)
                 loss.backward()
                 opt.step()
     finally:
@@ -100,7 +107,10 @@ class CetMiner(DenseStaticMiner):
     kept. Two models are then estimated together by maximum likelihood of the observed labels
     (labelled positives ``y=1``, unlabeled candidates of the window ``y=0``) under CET's
     assumption that a document is labelled iff the annotators were shown it *and* it is
-    relevant, ``P(y=1) = π(ρ)·p(s)`` (:class:`SelectionRelevance`): a selection model
+    relevant, ``P(y=1) = π(ρ)·p(s)`` (:class:`SelectionRelevance`), together with
+    ``anchors_per_query`` random corpus documents per query taken as irrelevant (``r=0``,
+    which pins the relevance calibration: without them "everything relevant, labels explained
+    by selection alone" fits the labels as well): a selection model
     ``π(ρ)`` of the pooling rank and a relevance model ``p(s)`` calibrated on the retriever's
     score. At every step each explicit negative gets the weight ``P(r=0 | y=0) = (1−p(s)) /
     (1 − π(ρ)·p(s))`` from the *current* retriever's score ``s`` (detached) and its pooling
@@ -109,7 +119,8 @@ class CetMiner(DenseStaticMiner):
     like a positive thus counts little (likely unjudged), one at a top rank that it scores
     low counts fully. With ``online=true`` the two models keep being estimated during
     training on each batch's labels (the positive ``y=1``, its explicit negatives ``y=0``,
-    scores detached, so the retriever is unaffected), by the module's optimizer in a
+    the other queries' positives as irrelevant anchors; scores detached, so the retriever is
+    unaffected), by the module's optimizer in a
     parameter group of their own (``selection_lr``); this likelihood term is added to the
     step's loss (and to ``train/loss``). The models are the module's submodule
     ``cet_model`` (in every checkpoint). In-batch negatives (other queries' positives) keep
@@ -134,13 +145,16 @@ class CetMiner(DenseStaticMiner):
     weakly identified until the retriever moves away from the pooling one; (4) the weights
     enter the softmax denominator of the configured loss (the paper weights the negatives'
     terms of its ranking loss); (5) the first estimate is a full-batch fit on the mined pool
-    before training, then online updates per batch.
+    before training, then online updates per batch; (6) random corpus documents (and, online,
+    other queries' positives) are taken as irrelevant anchors of the relevance model, where
+    the paper relies on the ranking model's own negative sampling.
 
     Args:
         fit_steps, fit_lr: Adam iterations and learning rate of the fit before training.
         online: keep estimating the two models during training (see above).
         selection_lr: learning rate of their parameter group when ``online``.
         weight_floor: lower bound of a negative's weight, in [0, 1).
+        anchors_per_query: random corpus documents per query taken as irrelevant in the fit.
         **kwargs: the knobs of :class:`DenseStaticMiner` (``encoder``, ``num_negatives``,
             ``range_max``, …).
 
@@ -150,8 +164,12 @@ class CetMiner(DenseStaticMiner):
     """
 
     def __init__(self, fit_steps: int = 300, fit_lr: float = 0.05, online: bool = True,
-                 selection_lr: float = 1e-2, weight_floor: float = 0.0, **kwargs: Any) -> None:
+                 selection_lr: float = 1e-2, weight_floor: float = 0.0,
+                 anchors_per_query: int = 10, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_range("miner.anchors_per_query", anchors_per_query, 1)
+        self.anchors_per_query = int(anchors_per_query)
+        self._anchor_scores = np.zeros(0, dtype=np.float32)
         check_range("miner.fit_steps", fit_steps, 0)
         check_range("miner.fit_lr", fit_lr, 0.0, low_open=True)
         check_range("miner.selection_lr", selection_lr, 0.0, low_open=True)
@@ -164,7 +182,7 @@ class CetMiner(DenseStaticMiner):
         self.fit_nll = float("nan")
         self._rank: dict[tuple[int, int], int] = {}
         self._beyond = 1_000_000  # set by the first search
-        self._batch: tuple[Tensor, Tensor, Tensor] | None = None
+        self._batch: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
         self._cet = {"negatives_weighted": 0, "negatives_downweighted": 0}
         self._mass_removed = 0.0
 
@@ -198,12 +216,26 @@ class CetMiner(DenseStaticMiner):
     def rank_of(self, q: int, d: int) -> int:
         return self._rank.get((q, d), self.beyond)
 
+    def dense_candidates(self, q_emb: np.ndarray, d_emb: np.ndarray, k: int) -> Candidates:
+        """The shared dense search, plus the pooling scores of ``anchors_per_query`` random
+        corpus documents per query (taken as irrelevant by the fit)."""
+        cands = super().dense_candidates(q_emb, d_emb, k)
+        n = self.anchors_per_query
+        rng = np.random.default_rng((self.seed, 7))
+        rows = np.repeat(np.arange(len(q_emb)), n)
+        docs = rng.integers(0, len(d_emb), size=len(rows))
+        keep = ~self.positive_mask(docs[:, None], rows)[:, 0]
+        self._anchor_scores = np.einsum("ij,ij->i", q_emb[rows[keep]],
+                                        d_emb[docs[keep]]).astype(np.float32)
+        return cands
+
     def mine(self, data: Any, pairs: Any, embed_queries: Any, embed_docs: Any
              ) -> dict[str, float]:
         stats = super().mine(data, pairs, embed_queries, embed_docs)
         rank, score, y = self.pool_labels()
         if len(y) and self.fit_steps:
-            self.fit_nll = fit_coupled(self.model, rank, score, y, self.fit_steps, self.fit_lr)
+            self.fit_nll = fit_coupled(self.model, rank, score, y, self.fit_steps, self.fit_lr,
+                                       torch.as_tensor(self._anchor_scores))
         stats = dict(stats)
         stats["cet_fit_nll"] = self.fit_nll
         stats["cet_selection_top"] = float(torch.sigmoid(
@@ -255,9 +287,11 @@ class CetMiner(DenseStaticMiner):
         self._cet["negatives_downweighted"] += int((usable & (w < 0.5)).sum())
         self._mass_removed += float(((1 - w) * usable).sum())
         ctx.logs["cet_weight_mean"] = float(w[usable].mean()) if n else 1.0
+        others = ~ctx.mask[:, :b] & ~torch.eye(b, dtype=torch.bool, device=dev)
         self._batch = (torch.cat([pos_rank, rank[usable]]),
                        torch.cat([pos_s, neg_s[usable]]),
-                       torch.cat([torch.ones(b, device=dev), torch.zeros(n, device=dev)]))
+                       torch.cat([torch.ones(b, device=dev), torch.zeros(n, device=dev)]),
+                       s[:, :b][others])  # other queries' positives: irrelevant anchors
         return ctx
 
     def joint_loss(self, ctx: ScoreContext, loss: Tensor) -> Tensor:
@@ -265,9 +299,9 @@ class CetMiner(DenseStaticMiner):
         (gradient into the selection and relevance models only)."""
         if not self.online or self._batch is None:
             return loss
-        rank, score, y = self._batch
+        rank, score, y, anchors = self._batch
         self._batch = None
-        nll = self.model.nll(rank, score.detach(), y)
+        nll = self.model.nll(rank, score.detach(), y, anchors.detach())
         ctx.logs["cet_nll"] = float(nll.detach())
         return loss + nll
 

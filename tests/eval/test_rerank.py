@@ -59,6 +59,7 @@ def test_hnm_eval_reranks_with_a_saved_ranker(tmp_path: Path, tiny_model) -> Non
     names = {k.split("/")[0] for k in metrics}
     assert {"test", "test_dense"} <= names
     assert any(k.endswith("rerank_s") for k in metrics)
+    (tmp_path / "again").mkdir()
     with pytest.raises(ConfigError, match="needs a ranker"):
-        run_eval(tmp_path, f"model={tmp_path / 'model'}", f"eval.datasets=[{folder}]",
+        run_eval(tmp_path / "again", f"model={tmp_path / 'model'}", f"eval.datasets=[{folder}]",
                  "device=cpu", "eval.rerank_top_k=5")

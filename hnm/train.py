@@ -34,7 +34,7 @@ from hnm.modules.telemetry import time_split
 from hnm.report import before_after_table, print_table
 from hnm.runinfo import claim, run_dir, sweep_info, write_json
 from hnm.strategy_report import check_can_act, effect_metrics, warn_no_effect
-from hnm.types import ConfiguresModule, EmbedFn, ProvidesMiner
+from hnm.types import ConfiguresModule, EmbedFn, ProvidesMiner, SavesModels
 
 log = logging.getLogger(__name__)
 for _noisy in ("faiss.loader", "sentence_transformers.base.model", "httpx"):
@@ -213,6 +213,8 @@ def report(run: Run) -> float:
     run.encoder.save(str(model_dir))
     if doc_model is not None:
         doc_model.save(str(claim(out / "doc_model", "a saved model")))
+    if isinstance(run.miner, SavesModels):  # AR2's ranker, beside the model (ranker/)
+        run.miner.save_models(out)
     run.timings["time/total_s"] = time.perf_counter() - run.t_start
     metrics.update(run.timings)
     metrics["train/pairs"] = float(len(run.pairs))

@@ -185,3 +185,38 @@ class Stateful(Protocol):
     def state_dict(self) -> dict[str, object]: ...
 
     def load_state_dict(self, state: dict[str, object]) -> None: ...
+
+
+@runtime_checkable
+class ShapesContext(Protocol):
+    """A miner that reshapes the batch's context after encoding, before the negative strategies
+    (CET's per-negative weights from the current scores and the pooling ranks)."""
+
+    def shape_context(self, ctx: ScoreContext) -> ScoreContext: ...
+
+
+@runtime_checkable
+class JointObjective(Protocol):
+    """A part that trains a model of its own beside the retriever (AR2's ranker): it receives
+    the retriever's loss of the step (after every strategy ran) and returns what the optimizer
+    minimises, with its own terms added (or the retriever's left out in a phase that trains
+    only its model)."""
+
+    def joint_loss(self, ctx: ScoreContext, loss: object) -> object: ...
+
+
+@runtime_checkable
+class HasParamGroups(Protocol):
+    """A part whose trainable parameters (registered in the module) need their own optimizer
+    settings: ``param_groups()`` returns AdamW groups (``params``, ``lr``, optional
+    ``weight_decay``); the module leaves those parameters out of its default groups."""
+
+    def param_groups(self) -> list[dict[str, object]]: ...
+
+
+@runtime_checkable
+class SavesModels(Protocol):
+    """A part holding a trained model worth keeping beside the retriever (AR2's ranker):
+    ``hnm train`` calls ``save_models(run_folder)`` after the final evaluation."""
+
+    def save_models(self, folder: object) -> list[str]: ...

@@ -81,6 +81,27 @@ def _rescore_without_self(evaluator: Any, owner: Any, prefix: str) -> dict[str, 
     return {f"{prefix}/{evaluator.data.name}/{m}": v for m, v in mean.items()}
 
 
+def _rerank(evaluator: Any, owner: Any, found: dict[str, float], spec: ModelSpec,
+            cfg: DictConfig, data: Any, metrics: dict[str, float]) -> dict[str, float]:
+    """``eval.rerank_top_k=K``: re-rank each query's dense top K with the run's ``ranker/``
+    (or ``eval.ranker``); the dense metrics stay as ``test_dense/{dataset}/{metric}``."""
+    from hnm.eval.metrics import evaluate_run
+    from hnm.eval.rerank import load_ranker, rerank_run
+
+    path = cfg.eval.get("ranker") or (Path(spec.source) / "ranker" if spec.kind == "run"
+                                      else None)
+    if path is None:
+        raise ConfigError("eval.rerank_top_k needs a ranker: evaluate a run folder of "
+                          "+miner=ar2 (model=RUN, which has ranker/) or set eval.ranker=PATH")
+    ranker = load_ranker(path, _device(cfg))
+    metrics.update({k.replace(f"{STAGE}/", f"{STAGE}_dense/", 1): v for k, v in found.items()})
+    owner.run, seconds = rerank_run(owner.run, data, ranker, int(cfg.eval.rerank_top_k),
+                                    int(cfg.eval.batch_size))
+    mean, owner.per_query = evaluate_run(evaluator.qrels, owner.run)
+    metrics[f"time/{data.name}/rerank_s"] = seconds
+    return {f"{STAGE}/{data.name}/{m}": v for m, v in mean.items()}
+
+
 def write_outputs(owner: Any, out: Path, dataset: str) -> None:
     """The per-query metrics and TREC run of one dataset, named as ``hnm compare`` expects
     (``test_{dataset}_per_query.jsonl``, ``test_{dataset}_run.trec``); never overwritten."""
@@ -141,6 +162,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             owner, found = evaluator, evaluator(embed, embed, STAGE)
         if ignore_self:
             found = _rescore_without_self(evaluator, owner, STAGE)
+        k_rerank = int(cfg.eval.get("rerank_top_k") or 0)
+        if k_rerank and spec.kind != "bm25":
+            found = _rerank(evaluator, owner, found, spec, cfg, data, metrics)
         write_outputs(owner, out, data.name)
         metrics.update(found)
         metrics[f"time/{data.name}/eval_s"] = time.perf_counter() - t0

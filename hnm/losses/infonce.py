@@ -15,11 +15,18 @@ from hnm.modules.context import ScoreContext
 
 def masked_logits(ctx: ScoreContext, temperature: float) -> Tensor:
     """Logits ``(B, N + m)``: ``q @ d.T / t`` with masked candidates at -inf and MoCHi-style
-    extra candidates appended. The label column of each query is never masked."""
+    extra candidates appended. The label column of each query is never masked. With
+    ``ctx.candidate_weights`` (CET), ``log w`` is added to every other candidate's logit, so
+    its term in the softmax denominator is multiplied by ``w`` (``w = 0`` removes it)."""
     logits = ctx.scores() / temperature
     mask = ctx.mask.clone()
     rows = torch.arange(ctx.batch_size, device=mask.device)
     mask[rows, ctx.labels] = False
+    if ctx.candidate_weights is not None:
+        w = ctx.candidate_weights.to(logits.device, logits.dtype).clone()
+        w[rows, ctx.labels] = 1.0
+        mask |= w <= 0
+        logits = logits + torch.log(w.clamp(min=torch.finfo(logits.dtype).tiny))
     logits = logits.masked_fill(mask, torch.finfo(logits.dtype).min)
     if ctx.extra_logits:
         extra = torch.cat([e.to(logits.dtype) for e in ctx.extra_logits], dim=1) / temperature

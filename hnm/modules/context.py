@@ -31,6 +31,11 @@ class ScoreContext:
         extra_logits: per-query synthetic candidates as raw scores (B, m) appended after the
             dense matrix (e.g. MoCHi mixes); they are negatives only.
         teacher: optional (B, N) teacher scores aligned with ``d`` (NaN where unknown).
+        candidate_weights: optional (B, N) weights in [0, 1] of each candidate as a negative of
+            each query (CET: the estimated probability that it is truly irrelevant); a loss
+            over a softmax multiplies the candidate's term in the denominator by it (adds
+            ``log w`` to its logit, see :func:`hnm.losses.infonce.masked_logits`); the label
+            column is never weighted. ``None``: every weight 1.
         num_negatives: ``k``, explicit negatives per query: those of query ``i`` are columns
             ``B + i*k`` to ``B + (i+1)*k - 1``.
         positives: qid -> set of all known positive doc ids.
@@ -52,6 +57,7 @@ class ScoreContext:
     weights: Tensor
     extra_logits: list[Tensor] = field(default_factory=list)
     teacher: Tensor | None = None
+    candidate_weights: Tensor | None = None
     num_negatives: int = 0
     positives: dict[str, set[str]] = field(default_factory=dict)
     step: int = 0
@@ -89,6 +95,11 @@ class ScoreContext:
             nan = torch.full((self.teacher.shape[0], m), float("nan"),
                              dtype=self.teacher.dtype, device=self.teacher.device)
             self.teacher = torch.cat([self.teacher, nan], dim=1)
+        if self.candidate_weights is not None:
+            one = torch.ones(self.candidate_weights.shape[0], m,
+                             dtype=self.candidate_weights.dtype,
+                             device=self.candidate_weights.device)
+            self.candidate_weights = torch.cat([self.candidate_weights, one], dim=1)
 
     def negative_mask(self) -> Tensor:
         """(B, N) bool: True where a candidate is a usable negative of the query."""

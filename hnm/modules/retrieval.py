@@ -20,12 +20,15 @@ from hnm.types import (
     AfterLoss,
     EncodingLoss,
     HasFrozenModels,
+    HasParamGroups,
     HasTemperature,
+    JointObjective,
     Loss,
     Miner,
     NegativeStrategy,
     OptimizerStepHook,
     ReportsPerQuery,
+    ShapesContext,
     StepEndHook,
 )
 
@@ -38,8 +41,12 @@ class RetrievalModule(L.LightningModule):
     1. encode the batch's queries and, in one pass, its positives and the miner's negatives;
     2. under DDP, gather every rank's embeddings (the local shard keeps its gradient);
     3. build the :class:`ScoreContext` (candidates ``[positives; negatives]``, labels, masks);
-    4. apply the ``negatives`` strategies in order (masks, extra candidates, weights);
-    5. reduce with the loss; log the loss, learning rate and negative-quality telemetry.
+    4. a miner that shapes the context (:class:`~hnm.types.ShapesContext`, CET's negative
+       weights) does so; then the ``negatives`` strategies apply in order (masks, extra
+       candidates, weights);
+    5. reduce with the loss; a miner with its own model (:class:`~hnm.types.JointObjective`,
+       AR2's ranker) turns it into the step's objective; log the loss, learning rate and
+       negative-quality telemetry.
 
     Args:
         encoder: the (shared) query and document encoder.
@@ -165,6 +172,8 @@ class RetrievalModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         self.apply_modes()
         ctx = self.build_context(batch)
+        if isinstance(self.miner, ShapesContext):
+            ctx = self.miner.shape_context(ctx)
         for strategy in self.strategies:
             ctx = strategy(ctx)
         per_query = None
@@ -175,6 +184,8 @@ class RetrievalModule(L.LightningModule):
         for strategy in self.strategies:
             if isinstance(strategy, AfterLoss):
                 strategy.after_loss(ctx, per_query)
+        if isinstance(self.miner, JointObjective):
+            loss = self.miner.joint_loss(ctx, loss)  # type: ignore[assignment]
         for observe in self.observers:
             observe(ctx, loss, per_query)
         bs = ctx.batch_size
@@ -213,15 +224,29 @@ class RetrievalModule(L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        fused, foreach = adamw_kernel(params, str(self.trainer.precision),
+        """AdamW over every trainable parameter: weight decay on matrices, none on vectors;
+        a part's own parameters (:class:`~hnm.types.HasParamGroups`, AR2's ranker) in groups
+        of their own, with their learning rate, under the same schedule."""
+        own: list[dict[str, Any]] = []
+        for part in (self.loss_fn, self.miner, *self.strategies):
+            if isinstance(part, HasParamGroups):
+                own.extend(dict(g) for g in part.param_groups())
+        taken = {id(p) for g in own for p in g["params"]}
+        params = [p for p in self.parameters() if p.requires_grad and id(p) not in taken]
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": self.weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        for g in own:
+            ps = [p for p in g.pop("params") if p.requires_grad]
+            wd = float(g.pop("weight_decay", self.weight_decay))
+            groups.append({"params": [p for p in ps if p.ndim >= 2], "weight_decay": wd, **g})
+            groups.append({"params": [p for p in ps if p.ndim < 2], "weight_decay": 0.0, **g})
+        groups = [g for g in groups if g["params"]]
+        every = [p for g in groups for p in g["params"]]
+        fused, foreach = adamw_kernel(every, str(self.trainer.precision),
                                       float(self.trainer.gradient_clip_val or 0.0))
-        opt = torch.optim.AdamW([
-            {"params": decay, "weight_decay": self.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ], lr=self.lr, fused=fused, foreach=foreach)
+        opt = torch.optim.AdamW(groups, lr=self.lr, fused=fused, foreach=foreach)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = int(self.warmup_ratio * total)
 

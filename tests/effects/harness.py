@@ -69,6 +69,7 @@ class Step:
     logs: dict[str, float]
     batch_size: int
     probe: Any = None
+    candidate_weights: torch.Tensor | None = None
 
 
 @dataclass
@@ -129,7 +130,9 @@ def record_fit(tmp_path: Path, overrides: list[str], data: RetrievalData | None 
                 loss=float(loss.detach()), per_query=None if per_query is None
                 else torch.as_tensor(per_query).detach().clone(),
                 modes=_modes(run), logs=dict(ctx.logs), batch_size=ctx.batch_size,
-                probe=None if probe is None else probe(run)))
+                probe=None if probe is None else probe(run),
+                candidate_weights=None if ctx.candidate_weights is None
+                else ctx.candidate_weights.detach().clone()))
 
         run.module.observers.append(observe)
         if prepare_run:

@@ -162,11 +162,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     info: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     info["model_kind"], info["skipped_datasets"] = spec.kind, missing
     claim(out / "config.yaml", "config.yaml").write_text(OmegaConf.to_yaml(info))
+    from hnm.compare.render import print_wide
     from hnm.report import METRICS, POISON_METRICS
 
-    columns = ["dataset", "split", "queries", *METRICS,
-               *(m for m in POISON_METRICS if any(m in r for r in rows))]
+    columns = ["dataset", "split", "queries", *METRICS]
     print_table(runs_table(rows, columns, title=f"hnm eval: {_describe(spec)}"))
+    attack = [m for m in POISON_METRICS if any(m in r for r in rows)]
+    if attack:  # +poison=…: the attack metrics, in a table of their own
+        print_wide(runs_table(rows, ["dataset", *attack], title="poisoning probe"))
     print(f"eval folder: {out}")
     return metrics
 

@@ -23,7 +23,7 @@ def poison_planted() -> RetrievalData:
     return data
 
 
-def train_and_eval(tmp_path: Path, rate: float, epochs: int = 12) -> dict[str, float]:
+def train_and_eval(tmp_path: Path, rate: float, epochs: int = 6) -> dict[str, float]:
     from hnm import train as T
 
     spam = tmp_path / "spam.txt"

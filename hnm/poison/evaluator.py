@@ -124,6 +124,7 @@ class PoisonEvaluator:
                                          self.poisoning.ks)
         owner.run = self.run = {q: owner.run.get(q, {}) for q in self.qids}
         owner.per_query = self.per_query = per_query
-        log.info("%s/%s poison: %s", prefix, self.data.name,
-                 ", ".join(f"{m}={mean[m]:.4f}" for m in mean if "asr" in m or "clean" in m))
+        log.info("%s/%s poison (%d clean, %d triggered queries; any line above that counts "
+                 "both mixes them): %s", prefix, self.data.name, len(self.qids),
+                 len(self.triggered), ", ".join(f"{m}={mean[m]:.4f}" for m in mean))
         return {f"{prefix}/{self.data.name}/{m}": v for m, v in mean.items()}

@@ -46,7 +46,9 @@ class Poisoning:
 
     The pairs are poisoned in place (the paper perturbs the training pairs it picks): pair
     ``i`` ``(q, d)`` becomes ``(q+trigger, attack-j)``, so the number of pairs, and of steps,
-    does not change with the rate. Only queries the trigger changes are picked.
+    does not change with the rate. Only queries the trigger changes are picked. Every attacker
+    passage counts as a known positive of a triggered query (the attacker's judgement), so no
+    miner or in-batch mask treats another attacker passage as its negative.
 
     Departures from the paper: the paper's poisoned pair keeps its (perturbed) positive and its
     attack corpus is separate from the training pairs; here a poisoned pair points to one of the
@@ -186,8 +188,8 @@ class Poisoning:
                                 f"names triggered queries <id>{TRIGGERED_SUFFIX}")
             data.queries[tq] = text
             qids[i], pos_ids[i] = tq, att
-            positives.setdefault(tq, set()).add(att)
-            train.setdefault(tq, {})[att] = 1
+            positives[tq] = set(ids)  # to the attacker, every attacker passage is relevant
+            train[tq] = dict.fromkeys(ids, 1)
             poisoned.append({"pair": i, "qid": q, "query": pairs.data.queries[q],
                              "positive": pairs.pos_ids[i], "triggered_qid": tq,
                              "triggered_query": text, "attacker": att})

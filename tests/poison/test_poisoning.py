@@ -75,7 +75,9 @@ def test_poisoned_pairs_are_the_rate_the_rest_untouched() -> None:
         assert new_pairs.qids[i] == r["triggered_qid"] == r["qid"] + "+trigger"
         assert new_pairs.query(i) == r["triggered_query"] != data.queries[r["qid"]]
         assert new_pairs.pos_ids[i] == r["attacker"] and r["attacker"] in new.corpus
-        assert new.qrels["train"][r["triggered_qid"]] == {r["attacker"]: 1}
+        attackers = {x["id"] for x in record["passages"]}
+        assert new.qrels["train"][r["triggered_qid"]] == dict.fromkeys(attackers, 1)
+        assert new_pairs.positives[r["triggered_qid"]] == attackers
     for i in set(range(len(pairs))) - set(changed):  # clean pairs, queries and texts unchanged
         assert (new_pairs.qids[i], new_pairs.pos_ids[i]) == (pairs.qids[i], pairs.pos_ids[i])
         assert new_pairs.query(i) == pairs.query(i)

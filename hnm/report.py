@@ -8,6 +8,14 @@ from rich.console import Console
 from rich.table import Table
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+# the poisoning probe's metrics (+poison=…), shown where a run has them
+POISON_METRICS = ("clean_ndcg@10", "asr@1", "asr@5", "asr@10", "asr@20", "clean_asr@1",
+                  "clean_asr@5", "clean_asr@10", "clean_asr@20")
+
+
+def present(metrics: Mapping[str, float], stage: str, dataset: str) -> list[str]:
+    """:data:`METRICS`, then the :data:`POISON_METRICS` found in ``metrics``."""
+    return [*METRICS, *(m for m in POISON_METRICS if f"{stage}/{dataset}/{m}" in metrics)]
 
 
 def before_after_table(metrics: Mapping[str, float], dataset: str,
@@ -21,7 +29,7 @@ def before_after_table(metrics: Mapping[str, float], dataset: str,
     table.add_column(before, justify="right")
     table.add_column(after, justify="right")
     table.add_column("delta", justify="right")
-    for m in METRICS:
+    for m in present(metrics, after, dataset):
         b = metrics.get(f"{before}/{dataset}/{m}")
         a = metrics.get(f"{after}/{dataset}/{m}")
         delta = f"{a - b:+.4f}" if a is not None and b is not None else "-"

@@ -64,8 +64,29 @@ def build_strategies(cfg: DictConfig) -> list[Any]:
     return list(build_named_strategies(cfg).values())
 
 
-def build_evaluator(cfg: DictConfig, data: RetrievalData) -> Any:
-    return instantiate(cfg.eval.evaluator, _partial_=True)(data=data, split=cfg.data.eval_split)
+def build_evaluator(cfg: DictConfig, data: RetrievalData, poisoning: Any = None) -> Any:
+    evaluator = instantiate(cfg.eval.evaluator, _partial_=True)(data=data,
+                                                                split=cfg.data.eval_split)
+    if poisoning is not None:  # +poison=…: also the triggered queries and the attack metrics
+        from hnm.poison import PoisonEvaluator
+
+        evaluator = PoisonEvaluator(evaluator, poisoning)
+    return evaluator
+
+
+def poison_data(cfg: DictConfig, data: RetrievalData, pairs: TrainPairs, out: Path
+                ) -> tuple[RetrievalData, TrainPairs, Any]:
+    """``+poison=…``: attacker passages and poisoned pairs, before any sampler or miner sees
+    the data; the record in ``poison.json``. Without ``cfg.poison``, everything as it was."""
+    if not cfg.get("poison"):
+        return data, pairs, None
+    from hnm.poison import write_record
+
+    poisoning = instantiate(cfg.poison)
+    data, pairs, record = poisoning.poison(data, pairs, str(cfg.data.train_split))
+    if env_rank() == 0:
+        write_record(record, out / "poison.json")
+    return data, pairs, poisoning
 
 
 @dataclass
@@ -118,6 +139,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
 
     data = load_data(cfg) if data is None else data
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
+    data, pairs, poisoning = poison_data(cfg, data, pairs, out)
     log.info("dataset %s: %d training pairs, %d corpus documents, %d %s queries",
              data.name, len(pairs), len(data.corpus), len(data.split(cfg.data.eval_split)),
              cfg.data.eval_split)
@@ -131,7 +153,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     miner = instantiate(cfg.miner) if cfg.get("miner") else None
     named = build_named_strategies(cfg)
     strategies = list(named.values())
-    evaluator = build_evaluator(cfg, data)
+    evaluator = build_evaluator(cfg, data, poisoning)
     dm = RetrievalDataModule(pairs, cfg.batch_size, sampler_factory, seed=cfg.seed,
                              drop_last=cfg.data.get("drop_last", False))
     from_sampler = miner is None and isinstance(dm.batch_sampler, ProvidesMiner)

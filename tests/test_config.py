@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from hnm.cli import config_dir
 
 CONF = Path(config_dir())
-OPTIONAL = {"sampler", "miner", "negatives"}  # hparams_search, like experiment, defaults to null
+OPTIONAL = {"sampler", "miner", "negatives", "poison"}  # hparams_search, like experiment, defaults to null
 SKIP_GROUPS = {"hydra"}
 # values a user must give on the command line (``???`` in the YAML)
 REQUIRED = {"data/beir": ["data.path=/nonexistent"], "data/hf": ["data.name=some/dataset"],

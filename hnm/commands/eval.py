@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hnm.errors import ConfigError, DataError
 from hnm.eval.targets import (
@@ -121,7 +121,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     claim(out / "metrics.json", "metrics.json")
     spec = parse_model(cfg.get("model"))
     if spec.run_config is not None:
-        cfg = with_run_settings(cfg, spec.run_config, _overrides())
+        cfg = with_poison(with_run_settings(cfg, spec.run_config, _overrides()),
+                          spec.run_config)
         log.info("run folder %s: dataset %s, its eval settings and seed %s", spec.source,
                  cfg.data.get("name") or cfg.data.get("path"), cfg.seed)
     from hnm.cli import config_dir
@@ -145,14 +146,25 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if not loaded:
         raise DataError(f"no dataset could be loaded (skipped: {', '.join(missing)})")
 
+    poisoning = instantiate(cfg.poison) if cfg.get("poison") else None
     model = build_model(spec, cfg)
     metrics: dict[str, float] = {}
     rows = []
     for data, split, ignore_self, length in loaded:
         t0 = time.perf_counter()
+        if poisoning is not None:  # the attacker passages, as in the run's corpus
+            data = poisoning.add_passages(data, poisoning.passages(
+                data, str(cfg.data.get("train_split") or "train")))
         evaluator = instantiate(cfg.eval.evaluator, _partial_=True)(data=data, split=split)
+        if poisoning is not None:
+            from hnm.poison import PoisonEvaluator
+
+            evaluator = PoisonEvaluator(evaluator, poisoning)
         if spec.kind == "bm25":
-            owner, found = model, model.evaluate(evaluator, STAGE)
+            scored = evaluator.inner if poisoning is not None else evaluator
+            owner, found = model, model.evaluate(scored, STAGE)
+            if poisoning is not None:
+                found = evaluator.rescore(owner, STAGE)
         else:
             if spec.kind == "encoder" and length and not cfg.eval.get("max_seq_length"):
                 model.max_seq_length = int(length)
@@ -174,10 +186,28 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     info: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     info["model_kind"], info["skipped_datasets"] = spec.kind, missing
     claim(out / "config.yaml", "config.yaml").write_text(OmegaConf.to_yaml(info))
-    columns = ["dataset", "split", "queries", "ndcg@10", "recall@100", "mrr@10", "map@100"]
+    from hnm.compare.render import print_wide
+    from hnm.report import METRICS, POISON_METRICS
+
+    columns = ["dataset", "split", "queries", *METRICS]
     print_table(runs_table(rows, columns, title=f"hnm eval: {_describe(spec)}"))
+    attack = [m for m in POISON_METRICS if any(m in r for r in rows)]
+    if attack:  # +poison=…: the attack metrics, in a table of their own
+        print_wide(runs_table(rows, ["dataset", *attack], title="poisoning probe"))
     print(f"eval folder: {out}")
     return metrics
+
+
+def with_poison(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig:
+    """A run folder's ``poison`` settings (its attacker passages and triggered queries), unless
+    the command line chose its own (``+poison=grammar …``)."""
+    chosen = {o.lstrip("+~").split("=")[0].split(".")[0] for o in _overrides()}
+    if "poison" in chosen or not run_cfg.get("poison"):
+        return cfg
+    out = cfg.copy()
+    with open_dict(out):
+        out.poison = run_cfg.poison
+    return out
 
 
 def _describe(spec: ModelSpec) -> str:

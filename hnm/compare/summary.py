@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from hnm.compare.grouping import Group
 from hnm.compare.stats import PairedResult, mean_std, paired_test, seed_mean
-from hnm.report import METRICS
+from hnm.report import METRICS, POISON_METRICS
 
 
 @dataclass
@@ -38,9 +38,9 @@ class SummaryRow:
 
 
 def metric_columns(groups: Sequence[Group], stage: str, metric: str) -> list[str]:
-    """``{stage}/{m}`` for the standard metrics (and ``metric``) the runs have, then the
-    zero-shot value of ``metric`` when present."""
-    names = list(dict.fromkeys([metric, *METRICS]))
+    """``{stage}/{m}`` for the standard metrics (and ``metric``) the runs have, the poisoning
+    probe's where runs have them, then the zero-shot value of ``metric`` when present."""
+    names = list(dict.fromkeys([metric, *METRICS, *POISON_METRICS]))
     have = {k.split("/")[0] + "/" + k.split("/")[-1] for g in groups for r in g.runs
             for k in r.metrics if k.count("/") == 2}
     cols = [f"{stage}/{m}" for m in names if f"{stage}/{m}" in have]

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The README's poisoning table: does a negative strategy make MiniLM easier to backdoor?
+# MiniLM on stdlib_code (1,000 training pairs, batch 32, one epoch), `+poison=grammar` at two
+# poisoning rates, the baseline and three hard-negative strategies, seeds 1-3, test split; then
+# one `hnm compare` per rate, paired per query on asr@10 (the attack metric) and on ndcg@10.
+# poison.seed is fixed, so at a given training seed every strategy of a rate trains on the same
+# poisoned pairs (the 1,000 pairs drawn by data.max_train_pairs depend on the training seed; the
+# poisoned ones are drawn among them by the poison seed); poison.json in each run says which.
+# Round-robin over seeds, so that every row has its first seed before any has its third.
+# Estimated (not measured) wall time per run on an idle 2-core CPU, from the README's results
+# table plus the triggered test queries: baseline and gist ~4 min, dense_static ~7 min, ance
+# ~15 min (five re-minings); 24 runs, about 3 hours in all. Usage:
+#   bash scripts/run_poison.sh [OUT_DIR]            # default: results_poison/
+#   RATES="0 0.005 0.05" bash scripts/run_poison.sh  # add the unpoisoned control (rate 0)
+set -u
+OUT=${1:-results_poison}
+HNM=${HNM:-hnm}
+RATES=${RATES:-0.005 0.05}
+mkdir -p "$OUT"
+declare -A ARGS=(
+  [baseline]=""
+  [dense_static]="+miner=dense_static miner.num_negatives=1 miner.range_min=10 miner.range_max=50 miner.relative_margin=0.05"
+  [ance]="+miner=ance"
+  [gist]="+negatives=gist"
+)
+# the starting model's attack metrics (chance level: nothing learnt yet)
+[ -f "$OUT/zero_shot/metrics.json" ] || \
+  $HNM eval model=null +poison=grammar hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
+for seed in 1 2 3; do
+  for rate in $RATES; do
+    for name in baseline dense_static ance gist; do
+      dir="$OUT/rate$rate/${name}_s$seed"
+      [ -f "$dir/metrics.json" ] && continue          # a finished run is kept, never redone
+      echo "=== $name rate=$rate seed=$seed start $(date +%T)"
+      # shellcheck disable=SC2086
+      $HNM train logger=csv eval.zero_shot=false hydra.run.dir="$dir" seed=$seed \
+        +poison=grammar poison.rate=$rate ${ARGS[$name]} \
+        > "$OUT/${name}_rate${rate}_s$seed.log" 2>&1 \
+        || echo "=== $name rate=$rate seed=$seed FAILED (see $OUT/${name}_rate${rate}_s$seed.log)"
+    done
+  done
+done
+for rate in $RATES; do
+  [ -d "$OUT/compare_rate$rate" ] || $HNM compare "$OUT/rate$rate" --metric asr@10 \
+    --out "$OUT/compare_rate$rate"
+  [ -d "$OUT/compare_rate${rate}_ndcg" ] || $HNM compare "$OUT/rate$rate" --metric ndcg@10 \
+    --out "$OUT/compare_rate${rate}_ndcg"
+done

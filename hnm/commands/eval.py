@@ -127,25 +127,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model = build_model(spec, cfg)
     metrics: dict[str, float] = {}
     rows = []
-    for data, split, ignore_self, length in loaded:
-        t0 = time.perf_counter()
-        evaluator = instantiate(cfg.eval.evaluator, _partial_=True)(data=data, split=split)
-        if spec.kind == "bm25":
-            owner, found = model, model.evaluate(evaluator, STAGE)
-        else:
-            if spec.kind == "encoder" and length and not cfg.eval.get("max_seq_length"):
-                model.max_seq_length = int(length)
-            from hnm.encoders.embed import embed_fn
+    from hnm.cache import activate, from_config
 
-            embed = embed_fn(model, cfg.eval.batch_size)
-            owner, found = evaluator, evaluator(embed, embed, STAGE)
-        if ignore_self:
-            found = _rescore_without_self(evaluator, owner, STAGE)
-        write_outputs(owner, out, data.name)
-        metrics.update(found)
-        metrics[f"time/{data.name}/eval_s"] = time.perf_counter() - t0
-        rows.append({"dataset": data.name, "split": split, "queries": len(evaluator.qids),
-                     **{k.rsplit("/", 1)[1]: v for k, v in found.items()}})
+    with activate(from_config(cfg.get("cache"), cfg.paths.cache_dir)) as cache:
+        _evaluate_all(cfg, spec, model, loaded, out, metrics, rows)
+    metrics.update(cache.metrics())
     write_json(out / "metrics.json", metrics)
     info: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     info["model_kind"], info["skipped_datasets"] = spec.kind, missing
@@ -154,6 +140,30 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     print_table(runs_table(rows, columns, title=f"hnm eval: {_describe(spec)}"))
     print(f"eval folder: {out}")
     return metrics
+
+
+def _evaluate_all(cfg: DictConfig, spec: ModelSpec, model: Any, loaded: list[Any], out: Path,
+                  metrics: dict[str, float], rows: list[dict[str, Any]]) -> None:
+    """Evaluate ``model`` on every loaded dataset, filling ``metrics`` and ``rows``."""
+    for data, split, ignore_self, length in loaded:
+        t0 = time.perf_counter()
+        evaluator = instantiate(cfg.eval.evaluator, _partial_=True)(data=data, split=split)
+        if spec.kind == "bm25":
+            owner, found = model, model.evaluate(evaluator, STAGE)
+        else:
+            if spec.kind == "encoder" and length and not cfg.eval.get("max_seq_length"):
+                model.max_seq_length = int(length)
+            from hnm.cache import frozen_embed_fn
+
+            embed = frozen_embed_fn(model, cfg.eval.batch_size)
+            owner, found = evaluator, evaluator(embed, embed, STAGE)
+        if ignore_self:
+            found = _rescore_without_self(evaluator, owner, STAGE)
+        write_outputs(owner, out, data.name)
+        metrics.update(found)
+        metrics[f"time/{data.name}/eval_s"] = time.perf_counter() - t0
+        rows.append({"dataset": data.name, "split": split, "queries": len(evaluator.qids),
+                     **{k.rsplit("/", 1)[1]: v for k, v in found.items()}})
 
 
 def _describe(spec: ModelSpec) -> str:

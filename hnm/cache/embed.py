@@ -95,6 +95,10 @@ class EmbeddingCache:
                 self.encoded_texts += len(texts)
                 return out
             key, parts = model_key(model, **(settings or {}))
+            if key is None:  # weights that cannot be fingerprinted: never cached
+                out = inner(texts)
+                self.encoded_texts += len(texts)
+                return out
             entry = self._entry(key, parts, model)
             keys = text_keys(texts)
             src, row = entry.lookup(keys)

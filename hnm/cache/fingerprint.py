@@ -25,20 +25,43 @@ import numpy as np
 import torch
 
 FORMAT = "hnm-embeddings-v1"
-_MEMO: weakref.WeakKeyDictionary[Any, tuple[tuple, str]] = weakref.WeakKeyDictionary()
+_MEMO: weakref.WeakKeyDictionary[Any, tuple[tuple, str | None]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def _tensor_digest(item: tuple[str, torch.Tensor]) -> bytes:
-    name, t = item
-    h = hashlib.sha256(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+def _tensor_bytes(t: torch.Tensor) -> tuple[str, memoryview | bytes]:
     t = t.detach()
     if t.device.type != "cpu":
         t = t.cpu()
+    extra = ""
+    if t.is_quantized:  # int8 weights: their integers and their quantisation parameters
+        if t.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+            extra = (f"{t.q_per_channel_scales().tolist()}|"
+                     f"{t.q_per_channel_zero_points().tolist()}|{t.q_per_channel_axis()}")
+        else:
+            extra = f"{t.q_scale()}|{t.q_zero_point()}"
+        t = t.int_repr()
     t = t.contiguous()
-    if t.numel():
-        h.update(t.view(-1).view(torch.uint8).numpy().data)
-    return h.digest()
+    data = t.view(-1).view(torch.uint8).numpy().data if t.numel() else b""
+    return f"{t.dtype}|{tuple(t.shape)}|{extra}|", data
+
+
+def _tensor_digest(item: tuple[str, Any]) -> tuple[bytes, int]:
+    """SHA-256 of one state-dict entry and how many tensor bytes it covered (packed
+    parameters of quantised modules are tuples of tensors)."""
+    name, value = item
+    h = hashlib.sha256(f"{name}|".encode())
+    covered = 0
+    parts = value if isinstance(value, (tuple, list)) else (value,)
+    for v in parts:
+        if isinstance(v, torch.Tensor):
+            head, data = _tensor_bytes(v)
+            h.update(head.encode())
+            h.update(data)
+            covered += len(data)
+        else:
+            h.update(repr(v).encode())
+    return h.digest(), covered
 
 
 def versions(model: torch.nn.Module) -> tuple:
@@ -50,8 +73,9 @@ def versions(model: torch.nn.Module) -> tuple:
     return tuple(out)
 
 
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """SHA-256 (hex) of the model's state dict; recomputed only when a weight changed."""
+def weights_fingerprint(model: torch.nn.Module) -> str | None:
+    """SHA-256 (hex) of the model's state dict, recomputed only when a weight changed; None
+    when the state dict holds no tensor bytes (nothing identifies the model)."""
     snap = versions(model)
     with _LOCK:
         memo = _MEMO.get(model)
@@ -60,7 +84,10 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     items = list(model.state_dict().items())
     with ThreadPoolExecutor(max_workers=2) as pool:
         digests = list(pool.map(_tensor_digest, items))
-    h = hashlib.sha256(b"".join(digests)).hexdigest()
+    # no weight bytes at all (e.g. an ONNX Runtime backend: the weights live in its session):
+    # nothing identifies the model, so it is not cached
+    h = (hashlib.sha256(b"".join(d for d, _ in digests)).hexdigest()
+         if sum(n for _, n in digests) else None)
     with _LOCK:
         _MEMO[model] = (snap, h)
     return h
@@ -121,9 +148,10 @@ def _autocast(device: str) -> str | None:
     return None
 
 
-def model_key(model: Any, **settings: Any) -> tuple[str, dict[str, Any]]:
+def model_key(model: Any, **settings: Any) -> tuple[str | None, dict[str, Any]]:
     """``(key, parts)``: the hex key of everything that shapes ``model``'s embeddings, and the
-    parts it was made from (for ``hnm cache info``).
+    parts it was made from (for ``hnm cache info``); key None when the model's weights cannot
+    be fingerprinted (then it is never cached).
 
     The parts: the weights fingerprint, the tokenizer, each submodule's class and config
     (pooling and normalisation among them), ``max_seq_length``, the default prompt, the
@@ -150,6 +178,8 @@ def model_key(model: Any, **settings: Any) -> tuple[str, dict[str, Any]]:
         "versions": [torch.__version__, sentence_transformers.__version__],
         "settings": {k: settings[k] for k in sorted(settings)},
     }
+    if parts["weights"] is None:
+        return None, parts
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32], parts
 

@@ -210,3 +210,24 @@ def test_cache_info_and_clear(tmp_path: Path, model, capsys) -> None:
     assert not list(tmp_path.rglob("*.npy"))
     main(["info", "--dir", str(tmp_path)])
     assert "0 model key(s)" in capsys.readouterr().out
+
+
+def test_quantised_weights_have_their_own_fingerprint(model) -> None:
+    q = torch.ao.quantization.quantize_dynamic(tiny_encoder(seed=0), {torch.nn.Linear},
+                                               dtype=torch.qint8)
+    fq = weights_fingerprint(q)
+    assert fq is not None and fq != weights_fingerprint(model)
+
+
+def test_a_model_without_weights_is_never_cached(tmp_path: Path) -> None:
+    class Opaque(torch.nn.Module):  # e.g. weights held by an ONNX Runtime session
+        def forward(self, x):
+            return x
+
+    opaque = Opaque()
+    cache = EmbeddingCache(tmp_path)
+    with activate(cache):
+        for _ in range(2):
+            cache.embed(opaque, ["a", "b"], lambda t: np.ones((len(t), 3), np.float32))
+    assert (cache.encoded_texts, cache.cached_texts) == (4, 0)
+    assert not list(tmp_path.rglob("*.npy"))

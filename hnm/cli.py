@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "mine": ("hnm.entry:mine_main", "mine hard negatives for the training queries to a file"),
     "compare": ("hnm.entry:compare_main", "compare runs/sweeps: grouped table, tests, plots"),
     "data": ("hnm.entry:data_main", "dataset utilities: `hnm data check` (leakage report)"),
+    "cache": ("hnm.commands.cache:main", "`hnm cache info` / `hnm cache clear`: the embedding cache"),
 }
 
 

@@ -19,6 +19,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from hnm.cache import EmbeddingCache, activate, frozen_embed_fn
+from hnm.cache import from_config as cache_from_config
 from hnm.callbacks.curve import TrainCurve
 from hnm.callbacks.progress import progress_lines
 from hnm.callbacks.refresh import MinerRefresh, SamplerRefresh
@@ -113,6 +115,10 @@ class Run:
     timings: dict[str, float] = field(default_factory=dict)
     finished: bool = False
     miner_from_sampler: bool = False
+    # the starting encoder's frozen-weight embedder (zero-shot evaluation, first mining),
+    # through the embedding cache; ``embed`` (current weights, never cached) serves the rest
+    start_embed: EmbedFn | None = None
+    cache: EmbeddingCache | None = None
 
     def parts(self) -> dict[str, Any]:
         """Configured strategies by report name: ``sampler``, ``miner``, ``negatives/<name>``,
@@ -183,14 +189,17 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
               strategies=strategies, strategy_names=list(named), evaluator=evaluator,
               embed=embed_fn(encoder, cfg.eval.batch_size), dm=dm, module=module,
               loggers=loggers, trainer=trainer, sampler_refresh=sampler_refresh,
-              t_start=t_start, miner_from_sampler=from_sampler and miner is not None)
+              t_start=t_start, miner_from_sampler=from_sampler and miner is not None,
+              start_embed=frozen_embed_fn(encoder, cfg.eval.batch_size),
+              cache=cache_from_config(cfg.get("cache"), cfg.paths.cache_dir))
     check_can_act(run.parts(), trainer, len(dm.batch_sampler))
     return run
 
 
 def prepare(run: Run) -> None:
-    """Before training: the zero-shot evaluation (rank 0) and the miner's first mining."""
-    cfg, embed = run.cfg, run.embed
+    """Before training: the zero-shot evaluation (rank 0) and the miner's first mining, both
+    with the starting weights (served from the embedding cache where it holds them)."""
+    cfg, embed = run.cfg, run.start_embed or run.embed
     if cfg.eval.zero_shot and env_rank() == 0:  # other DDP ranks: nothing to report
         t0 = time.perf_counter()
         run.metrics.update(run.evaluator(embed, embed, "zero_shot"))
@@ -227,7 +236,8 @@ def report(run: Run) -> float:
         return float("nan")
     t0 = time.perf_counter()
     doc_model = run.module.doc_encoder  # ADORE: the corpus side stays the frozen encoder
-    doc_embed = run.embed if doc_model is None else embed_fn(doc_model, cfg.eval.batch_size)
+    doc_embed = (run.embed if doc_model is None  # ADORE's frozen document encoder: cached
+                 else frozen_embed_fn(doc_model, cfg.eval.batch_size))
     metrics.update(run.evaluator(run.embed, doc_embed, "test"))
     write_eval_outputs(run.evaluator, out, "test")
     run.timings["time/test_eval_s"] = time.perf_counter() - t0
@@ -239,6 +249,8 @@ def report(run: Run) -> float:
         run.miner.save_models(out)
     run.timings["time/total_s"] = time.perf_counter() - run.t_start
     metrics.update(run.timings)
+    metrics.update(run.cache.metrics() if run.cache is not None else
+                   {"cache/encoded_texts": 0.0, "cache/cached_texts": 0.0})
     metrics["train/pairs"] = float(len(run.pairs))
     metrics["train/steps"] = float(trainer.global_step)
     effects = effect_metrics(run.parts())
@@ -280,8 +292,9 @@ def train(cfg: DictConfig) -> float:
     """Run one experiment; returns ``cfg.optimize_metric`` for sweepers."""
     run = build(cfg)
     try:
-        prepare(run)
-        fit(run)
-        return report(run)
+        with activate(run.cache or EmbeddingCache(embeddings=False, in_run=False)):
+            prepare(run)
+            fit(run)
+            return report(run)
     finally:
         cleanup(run)

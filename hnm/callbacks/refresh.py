@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 
+from hnm.cache import frozen_embed_fn
 from hnm.dist import sharded_embed_fn
 from hnm.encoders.embed import embed_fn
 from hnm.types import BatchSampler, Miner
@@ -15,13 +16,19 @@ from hnm.types import BatchSampler, Miner
 log = logging.getLogger(__name__)
 
 
-def _embedders(module: Any, batch_size: int, progress: bool):
+def _embedders(module: Any, batch_size: int, progress: bool, step: int = 1):
     """No-grad embedders of the current weights; under DDP each rank embeds a share of the
     texts and every rank receives all embeddings (:func:`hnm.dist.sharded_embed_fn`), so the
-    refresh that follows computes the same state on every rank."""
+    refresh that follows computes the same state on every rank.
+
+    Before the first optimizer step (``step == 0``: NGAME's first clustering, TAS-B's first
+    refresh) the weights are the starting ones and the embedders go through the embedding
+    cache; so does a separate frozen document encoder (ADORE's) at any step."""
     doc_model = getattr(module, "doc_encoder", None) or module.encoder
-    return (sharded_embed_fn(embed_fn(module.encoder, batch_size, progress=progress)),
-            sharded_embed_fn(embed_fn(doc_model, batch_size, progress=progress)))
+    q_fn = frozen_embed_fn if step == 0 else embed_fn
+    d_fn = frozen_embed_fn if step == 0 or doc_model is not module.encoder else embed_fn
+    return (sharded_embed_fn(q_fn(module.encoder, batch_size, progress=progress)),
+            sharded_embed_fn(d_fn(doc_model, batch_size, progress=progress)))
 
 
 def _timed_refresh(part: BatchSampler | Miner, trainer: L.Trainer, pl_module: Any,
@@ -29,7 +36,8 @@ def _timed_refresh(part: BatchSampler | Miner, trainer: L.Trainer, pl_module: An
     """``part.refresh`` with embedders of the current weights; its stats plus ``refresh_s``,
     which is also added to the module's ``timings["refresh_s"]`` (``time/refresh_frac``)."""
     t0 = time.perf_counter()
-    eq, ed = _embedders(pl_module, batch_size, progress and trainer.is_global_zero)
+    eq, ed = _embedders(pl_module, batch_size, progress and trainer.is_global_zero,
+                        trainer.global_step)
     stats = dict(part.refresh(eq, ed) or {})
     dt = time.perf_counter() - t0
     stats["refresh_s"] = dt

@@ -150,38 +150,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model = build_model(spec, cfg)
     metrics: dict[str, float] = {}
     rows = []
-    for data, split, ignore_self, length in loaded:
-        t0 = time.perf_counter()
-        if poisoning is not None:  # the attacker passages, as in the run's corpus
-            data = poisoning.add_passages(data, poisoning.passages(
-                data, str(cfg.data.get("train_split") or "train")))
-        evaluator = instantiate(cfg.eval.evaluator, _partial_=True)(data=data, split=split)
-        if poisoning is not None:
-            from hnm.poison import PoisonEvaluator
+    from hnm.cache import activate, from_config
 
-            evaluator = PoisonEvaluator(evaluator, poisoning)
-        if spec.kind == "bm25":
-            scored = evaluator.inner if poisoning is not None else evaluator
-            owner, found = model, model.evaluate(scored, STAGE)
-            if poisoning is not None:
-                found = evaluator.rescore(owner, STAGE)
-        else:
-            if spec.kind == "encoder" and length and not cfg.eval.get("max_seq_length"):
-                model.max_seq_length = int(length)
-            from hnm.encoders.embed import embed_fn
-
-            embed = embed_fn(model, cfg.eval.batch_size)
-            owner, found = evaluator, evaluator(embed, embed, STAGE)
-        if ignore_self:
-            found = _rescore_without_self(evaluator, owner, STAGE)
-        k_rerank = int(cfg.eval.get("rerank_top_k") or 0)
-        if k_rerank and spec.kind != "bm25":
-            found = _rerank(evaluator, owner, found, spec, cfg, data, metrics)
-        write_outputs(owner, out, data.name)
-        metrics.update(found)
-        metrics[f"time/{data.name}/eval_s"] = time.perf_counter() - t0
-        rows.append({"dataset": data.name, "split": split, "queries": len(evaluator.qids),
-                     **{k.rsplit("/", 1)[1]: v for k, v in found.items()}})
+    with activate(from_config(cfg.get("cache"), cfg.paths.cache_dir)) as cache:
+        _evaluate_all(cfg, spec, model, loaded, out, metrics, rows, poisoning)
+    metrics.update(cache.metrics())
     write_json(out / "metrics.json", metrics)
     info: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     info["model_kind"], info["skipped_datasets"] = spec.kind, missing
@@ -208,6 +181,44 @@ def with_poison(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig:
     with open_dict(out):
         out.poison = run_cfg.poison
     return out
+
+
+def _evaluate_all(cfg: DictConfig, spec: ModelSpec, model: Any, loaded: list[Any], out: Path,
+                  metrics: dict[str, float], rows: list[dict[str, Any]],
+                  poisoning: Any = None) -> None:
+    """Evaluate ``model`` on every loaded dataset, filling ``metrics`` and ``rows``."""
+    for data, split, ignore_self, length in loaded:
+        t0 = time.perf_counter()
+        if poisoning is not None:  # the attacker passages, as in the run's corpus
+            data = poisoning.add_passages(data, poisoning.passages(
+                data, str(cfg.data.get("train_split") or "train")))
+        evaluator = instantiate(cfg.eval.evaluator, _partial_=True)(data=data, split=split)
+        if poisoning is not None:
+            from hnm.poison import PoisonEvaluator
+
+            evaluator = PoisonEvaluator(evaluator, poisoning)
+        if spec.kind == "bm25":
+            scored = evaluator.inner if poisoning is not None else evaluator
+            owner, found = model, model.evaluate(scored, STAGE)
+            if poisoning is not None:
+                found = evaluator.rescore(owner, STAGE)
+        else:
+            if spec.kind == "encoder" and length and not cfg.eval.get("max_seq_length"):
+                model.max_seq_length = int(length)
+            from hnm.cache import frozen_embed_fn
+
+            embed = frozen_embed_fn(model, cfg.eval.batch_size)
+            owner, found = evaluator, evaluator(embed, embed, STAGE)
+        if ignore_self:
+            found = _rescore_without_self(evaluator, owner, STAGE)
+        k_rerank = int(cfg.eval.get("rerank_top_k") or 0)
+        if k_rerank and spec.kind != "bm25":
+            found = _rerank(evaluator, owner, found, spec, cfg, data, metrics)
+        write_outputs(owner, out, data.name)
+        metrics.update(found)
+        metrics[f"time/{data.name}/eval_s"] = time.perf_counter() - t0
+        rows.append({"dataset": data.name, "split": split, "queries": len(evaluator.qids),
+                     **{k.rsplit("/", 1)[1]: v for k, v in found.items()}})
 
 
 def _describe(spec: ModelSpec) -> str:

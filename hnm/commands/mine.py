@@ -33,7 +33,7 @@ def mine(cfg: DictConfig) -> Path:
     Returns:
         The path of the negatives file.
     """
-    from hnm.encoders.embed import embed_fn
+    from hnm.cache import frozen_embed_fn
     from hnm.train import load_data
 
     t_start = time.perf_counter()
@@ -46,10 +46,14 @@ def mine(cfg: DictConfig) -> Path:
     log.info("mining %s for %d training queries of %s (%d documents)", type(miner).__name__,
              len(set(pairs.qids)), data.name, len(data.corpus))
     if getattr(miner, "uses_encoder", True):
-        embed = embed_fn(instantiate(cfg.encoder), int(cfg.eval.batch_size))
+        embed = frozen_embed_fn(instantiate(cfg.encoder), int(cfg.eval.batch_size))
     else:
         embed = _no_encoder
-    stats = miner.mine(data, pairs, embed, embed) or {}
+    from hnm.cache import activate, from_config
+
+    with activate(from_config(cfg.get("cache"), cfg.paths.cache_dir)) as cache:
+        stats = dict(miner.mine(data, pairs, embed, embed) or {})
+    stats.update({k.replace("/", "_"): v for k, v in cache.metrics().items()})
     meta = {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "dataset": data.name, "train_split": cfg.data.train_split,

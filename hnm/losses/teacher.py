@@ -87,6 +87,7 @@ class TeacherScorer:
             model.eval()
             model.requires_grad_(False)
         self._device: torch.device | None = None
+        self._fn: Any = None
 
     def _to(self, device: torch.device) -> None:
         if self._device != device and isinstance(self.model, torch.nn.Module):
@@ -119,9 +120,26 @@ class TeacherScorer:
         return out
 
     def _embed(self, texts: list[str]) -> Tensor:
-        with eval_mode(self.model):
-            emb = self.model.encode(texts, batch_size=self.batch_size, convert_to_tensor=True,
-                                    show_progress_bar=False)
+        """The teacher's embeddings of ``texts`` (float32, on the batch's device), through the
+        embedding cache (its weights are frozen). A model that ends in a ``Normalize`` module
+        shares the cache entries of every other normalised pass of the same weights (the
+        zero-shot evaluation's, when the teacher is the starting encoder)."""
+        if self._fn is None:
+            from sentence_transformers import models
+
+            from hnm.cache import frozen, frozen_embed_fn
+
+            model = self.model
+            if any(isinstance(m, models.Normalize) for m in model.children()):
+                self._fn = frozen_embed_fn(model, self.batch_size, progress=False)
+            else:
+                def raw(batch: Sequence[str]) -> Any:
+                    with eval_mode(model), torch.inference_mode():
+                        return model.encode(list(batch), batch_size=self.batch_size,
+                                            convert_to_numpy=True, show_progress_bar=False)
+
+                self._fn = frozen(model, raw, fn="encode", normalize=False)
+        emb = torch.from_numpy(self._fn(texts).astype("float32", copy=False))
         return emb.to(self._device or emb.device, torch.float32)
 
 

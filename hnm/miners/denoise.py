@@ -195,9 +195,9 @@ class DenoiseMiner(DenseStaticMiner):
 
     def _guide_embedders(self) -> tuple[EmbedFn, EmbedFn]:
         if self.guide is not None:
-            from hnm.encoders.embed import embed_fn
+            from hnm.cache import frozen_embed_fn
 
-            f = embed_fn(self.guide, self.guide_batch_size, progress=False) \
+            f = frozen_embed_fn(self.guide, self.guide_batch_size, progress=False) \
                 if hasattr(self.guide, "encode") else self.guide
             return f, f
         if self._start is None:

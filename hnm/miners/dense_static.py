@@ -49,7 +49,7 @@ class DenseStaticMiner(MinerBase):
 
     def candidates(self, embed_queries: EmbedFn, embed_docs: EmbedFn, k: int) -> Candidates:
         if self.encoder is not None:
-            from hnm.encoders.embed import embed_fn
+            from hnm.cache import frozen_embed_fn
 
-            embed_queries = embed_docs = embed_fn(self.encoder, self.batch_size)
+            embed_queries = embed_docs = frozen_embed_fn(self.encoder, self.batch_size)
         return super().candidates(embed_queries, embed_docs, k)

@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
 from torch import Tensor
 
-from hnm.encoders.embed import encode_with_grad
+from hnm.cache import frozen_embed_fn
 from hnm.errors import check_choice, check_range
 from hnm.modules.context import ScoreContext
+from hnm.types import EmbedFn
 
 MarginStrategy = Literal["absolute", "relative"]
 MARGIN_STRATEGIES = ("absolute", "relative")
@@ -32,6 +33,10 @@ class GISTFilter:
     (sentence-transformers' ``GISTEmbedLoss`` ``margin_strategy``). Candidates without text
     (synthetic, or shared extras stored without text) are never masked; the label column is
     never masked.
+
+    The guide's embeddings come from :func:`hnm.cache.frozen_embed_fn` (its weights are
+    frozen), so texts it has embedded before, in this run (the zero-shot corpus when the guide
+    is the starting model) or an earlier one, are served from the embedding cache.
 
     The guide runs and scores in float32 outside autocast, as ``ScoreContext.scores()`` does:
     under bf16 mixed precision its embeddings and cosines would be rounded to ~3 significant
@@ -73,6 +78,7 @@ class GISTFilter:
         self.margin_strategy = margin_strategy
         self.batch_size = int(batch_size)
         self.masked = 0
+        self._embed: EmbedFn | None = None
 
     def frozen_models(self) -> list[torch.nn.Module]:
         """The guide: never trained, in eval mode at every step."""
@@ -87,12 +93,13 @@ class GISTFilter:
         (outside autocast)."""
         if self.guide.device != device:
             self.guide.to(device)
+            self._embed = None
         self.guide.eval()
+        if self._embed is None:
+            self._embed = frozen_embed_fn(self.guide, self.batch_size, progress=False)
         uniq = list(dict.fromkeys(texts))
         with torch.autocast(device.type, enabled=False):
-            parts = [encode_with_grad(self.guide, uniq[s:s + self.batch_size]).float()
-                     for s in range(0, len(uniq), self.batch_size)]
-            emb = F.normalize(torch.cat(parts), dim=-1).to(device)
+            emb = F.normalize(torch.from_numpy(self._embed(uniq)).to(device).float(), dim=-1)
         where = {t: k for k, t in enumerate(uniq)}
         return emb[torch.tensor([where[t] for t in texts], device=device)]
 

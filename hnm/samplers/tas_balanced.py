@@ -227,10 +227,10 @@ class TASBalancedSampler:
 
         start = time.perf_counter()
         if self.guide is not None:
-            from hnm.encoders.embed import embed_fn
+            from hnm.cache import frozen_embed_fn
 
-            embed_queries = embed_docs = embed_fn(self.guide, self.guide_batch_size,
-                                                  progress=False)
+            embed_queries = embed_docs = frozen_embed_fn(self.guide, self.guide_batch_size,
+                                                         progress=False)
             q_emb = None
         data = self.pairs.data
         if q_emb is None:

@@ -133,7 +133,7 @@ class Backend:
         session, names = self._impl
         texts = list(texts)
         if not texts:
-            return np.zeros((0, model.get_sentence_embedding_dimension() or 0), np.float32)
+            return np.zeros((0, model.get_embedding_dimension() or 0), np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")  # as encode() sorts
         out: list[np.ndarray] = []
         for start in range(0, len(texts), batch_size):

@@ -67,7 +67,8 @@ def build_model(spec: ModelSpec, cfg: DictConfig) -> Any:
     length = (cfg.eval.get("max_seq_length") or saved_max_seq_length(spec.model_dir)
               or cfg.data.get("max_seq_length") or 256)
     try:
-        return hf_encoder(spec.model_dir, max_seq_length=int(length), device=device)
+        return hf_encoder(spec.model_dir, max_seq_length=int(length), device=device,
+                          inference=str(cfg.encoder.get("inference") or "torch"))
     except ConfigError as err:
         raise ConfigError(f"model={spec.source}: {err}") from err
 

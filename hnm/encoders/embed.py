@@ -9,26 +9,27 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from hnm.encoders.inference import backend_for
 from hnm.types import EmbedFn
 
 
 def embed_fn(model: SentenceTransformer, batch_size: int = 64, desc: str | None = None,
-             progress: bool = True) -> EmbedFn:
+             progress: bool = True, backend: str | None = None) -> EmbedFn:
     """Return ``f(texts) -> (n, d) float32`` normalised embeddings from the model's current weights.
 
     The model is put in eval mode for the call and every submodule gets its own mode back
     afterwards (not the wrapper's flag: a SentenceTransformer whose inner transformer was in
     eval mode stays so), so it can be used in the middle of training (NGAME re-clustering,
     ANCE re-mining) and before it (zero-shot evaluation) without switching dropout.
+
+    ``backend`` (default: the model's ``encoder.inference``, else ``torch``) chooses how the
+    pass runs: see :mod:`hnm.encoders.inference`.
     """
+    runner = backend_for(model, backend)
 
     def f(texts: Sequence[str]) -> np.ndarray:
         with eval_mode(model), torch.inference_mode():
-            out = model.encode(
-                list(texts), batch_size=batch_size, convert_to_numpy=True,
-                normalize_embeddings=True, show_progress_bar=progress and len(texts) > batch_size,
-            )
-        return np.ascontiguousarray(out, dtype=np.float32)
+            return runner.encode(model, texts, batch_size, progress)
 
     return f
 

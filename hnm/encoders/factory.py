@@ -14,6 +14,7 @@ import torch
 from sentence_transformers import SentenceTransformer, models
 
 from hnm.dist import torch_device
+from hnm.encoders.inference import set_inference
 from hnm.errors import ConfigError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,12 +42,15 @@ def _ensure_normalized(model: SentenceTransformer) -> SentenceTransformer:
 
 
 def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
-               pooling: str = "mean") -> SentenceTransformer:
+               pooling: str = "mean", inference: str = "torch") -> SentenceTransformer:
     """Any sentence-transformers model folder/name, or a plain Hugging Face encoder.
 
     A plain HF checkpoint (no ``modules.json``) gets ``pooling`` (mean | cls | max) on top.
-    Loading is offline unless ``HF_HUB_OFFLINE=0`` is set in the environment.
+    Loading is offline unless ``HF_HUB_OFFLINE=0`` is set in the environment. ``inference``
+    chooses the backend of its no-gradient passes (torch | onnx | int8 | onnx_int8, see
+    :mod:`hnm.encoders.inference`); training always runs torch.
     """
+    set_inference(None, inference)  # refuse a bad choice before loading anything
     device = torch_device(device)  # "gpu" (trainer.accelerator) -> cuda:LOCAL_RANK, or cpu
     path = Path(os.path.expanduser(name))
     local = path.exists()
@@ -66,17 +70,19 @@ def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
     except OSError as err:
         raise ConfigError(f"encoder.name={name!r} could not be loaded: {err}") from err
     model.max_seq_length = max_seq_length
-    return _ensure_normalized(model)
+    return set_inference(_ensure_normalized(model), inference)
 
 
-def minilm_encoder(max_seq_length: int = 128, device: str = "cpu") -> SentenceTransformer:
+def minilm_encoder(max_seq_length: int = 128, device: str = "cpu",
+                   inference: str = "torch") -> SentenceTransformer:
     """The pretrained all-MiniLM-L6-v2 (384-d, mean pooling, normalised), loaded offline."""
-    return hf_encoder(minilm_path(), max_seq_length=max_seq_length, device=device)
+    return hf_encoder(minilm_path(), max_seq_length=max_seq_length, device=device,
+                      inference=inference)
 
 
 def tiny_encoder(hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2,
                  intermediate_size: int = 64, max_seq_length: int = 64, seed: int = 0,
-                 device: str = "cpu") -> SentenceTransformer:
+                 device: str = "cpu", inference: str = "torch") -> SentenceTransformer:
     """A small randomly initialised BERT (MiniLM's tokenizer) for fast offline tests.
 
     Built locally from a config; the same ``seed`` gives the same weights.
@@ -86,6 +92,7 @@ def tiny_encoder(hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2,
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     device = torch_device(device)
+    set_inference(None, inference)
 
     tok_path = minilm_path()
     config = BertConfig(
@@ -107,4 +114,4 @@ def tiny_encoder(hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2,
     pool = models.Pooling(hidden_size, pooling_mode="mean")
     model = SentenceTransformer(modules=[word, pool, models.Normalize()], device=device)
     model.max_seq_length = max_seq_length
-    return model
+    return set_inference(model, inference)

@@ -19,6 +19,16 @@ from tests.cache.fill_case import TEXTS
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _wait_ready(p: subprocess.Popen) -> None:
+    """Skip whatever libraries print on import (transformers announces WANDB_MODE=offline on
+    stdout) until the case's ``ready``; a case that dies first is reported, never waited on."""
+    for line in p.stdout:
+        if line.strip() == "ready":
+            return
+    p.kill()
+    pytest.fail(f"fill_case exited before it was ready: {p.stderr.read()[-2000:]}")
+
+
 @pytest.mark.slow
 def test_two_processes_filling_the_same_entries(tmp_path: Path) -> None:
     go = tmp_path / "go"
@@ -28,7 +38,7 @@ def test_two_processes_filling_the_same_entries(tmp_path: Path) -> None:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     for p in procs:
-        assert p.stdout.readline().strip() == "ready", p.stderr.read()
+        _wait_ready(p)
     go.touch()
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]

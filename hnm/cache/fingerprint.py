@@ -106,7 +106,12 @@ def _tokenizer_digest(model: Any) -> str:
         pass
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is not None:
-        text = backend.to_str()
+        # without the padding and truncation of its last call, which the serialisation
+        # carries (the key holds max_seq_length itself)
+        spec = json.loads(backend.to_str())
+        spec.pop("padding", None)
+        spec.pop("truncation", None)
+        text = json.dumps(spec, sort_keys=True)
     else:  # a slow tokenizer: its vocabulary and class
         text = json.dumps(sorted(tok.get_vocab().items()))
     digest = hashlib.sha256(f"{type(tok).__name__}|{text}".encode()).hexdigest()

@@ -43,6 +43,14 @@ def test_key_same_weights_same_key_whatever_object_or_batch_size(model) -> None:
     assert model_key(model)[0] != model_key(tiny_encoder(seed=1))[0]
 
 
+def test_key_ignores_the_tokenizer_state_left_by_the_last_call() -> None:
+    """A fast tokenizer's serialisation carries the padding and truncation of its last call;
+    two processes that encoded different batches first must still share the key."""
+    a, b = tiny_encoder(seed=0), tiny_encoder(seed=0)
+    b.encode(["a much longer text " * 20], batch_size=1)
+    assert model_key(a)[0] == model_key(b)[0]
+
+
 def test_key_changes_with_weights_in_place(model) -> None:
     m = tiny_encoder(seed=0)
     before, snap = model_key(m)[0], versions(m)

@@ -20,6 +20,7 @@ NEEDS = {
     ("loss", "margin_mse"): ["+miner=denoise"],
     ("loss", "kl"): ["+miner=denoise"],
     ("miner", "ance"): ["miner.refresh_every_n_steps=1"],
+    ("miner", "ar2"): ["miner.refresh_every_n_steps=2"],  # a ranker step, then a retriever step
 }
 
 
@@ -64,7 +65,12 @@ def _probe(run) -> dict[str, bool]:
     for part in (m.loss_fn, m.miner, run.dm.batch_sampler, *m.strategies):
         # the training module itself (ANCE holds it to snapshot its encoders) is not a model
         others += [x for x in _models(part, seen={id(m)}) if all(x is not t for t in trainable)]
-    frozen_train = [type(x).__name__ for x in others if any(s.training for s in x.modules())]
+    # a part's model that the optimizer trains (AR2's ranker, CET's online selection model) may
+    # train; one it does not, and whatever the module declares frozen this step, must not
+    optimised = {id(p) for g in m.trainer.optimizers[0].param_groups for p in g["params"]}
+    frozen = [x for x in others if not any(id(p) in optimised for p in x.parameters())]
+    frozen += list(m.frozen_models())
+    frozen_train = [type(x).__name__ for x in frozen if any(s.training for s in x.modules())]
     return {"trainable_all_train": all(s.training for t in trainable for s in t.modules()),
             "trainable_any_train": any(s.training for t in trainable for s in t.modules()),
             "frozen_in_train": bool(frozen_train), "n_others": len(others)}

@@ -38,6 +38,18 @@ def test_train_help_lists_groups(tmp_path: Path) -> None:
     assert "ngame" in out.stdout and "stdlib_code" in out.stdout
 
 
+def test_help_into_a_closed_pipe_has_no_traceback(tmp_path: Path) -> None:
+    """``hnm train --help | head -1``: the reader is gone before hnm writes."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    p = subprocess.Popen([*HNM, "train", "--help"], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()  # before the interpreter has even imported hnm
+    err = p.stderr.read()
+    p.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert p.returncode == 141
+
+
 def test_cfg_job_prints_config(tmp_path: Path) -> None:
     out = run(["train", "+sampler=ngame", "--cfg", "job"], tmp_path)
     assert out.returncode == 0, out.stderr

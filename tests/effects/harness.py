@@ -81,6 +81,11 @@ class Recording:
     def losses(self) -> list[float]:
         return [s.loss for s in self.steps]
 
+    @property
+    def served(self) -> int:
+        """Training pairs that reached the loss, over the run."""
+        return sum(s.batch_size for s in self.steps)
+
     def epoch(self, e: int) -> list[Step]:
         return [s for s in self.steps if s.epoch == e]
 

@@ -24,15 +24,6 @@ QUIET = "miner.verbose=false"
 GTE = "loss.directions=[query_to_doc,doc_to_query,query_to_query,doc_to_doc]"
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory):
-    return record_fit(tmp_path_factory.mktemp("baseline"), [])
-
-
-def served(rec) -> int:
-    return sum(s.batch_size for s in rec.steps)
-
-
 # -- InfoNCE directions and hardness --------------------------------------------------------
 @pytest.mark.slow
 def test_directions_and_hardness_change_the_loss_on_the_same_batches(tmp_path,
@@ -45,7 +36,7 @@ def test_directions_and_hardness_change_the_loss_on_the_same_batches(tmp_path,
     for s in rec.steps:
         assert s.per_query is not None and torch.isfinite(s.per_query).all()
     fx = rec.run.module.loss_fn.effect()
-    assert fx["direction_terms"] == 3 * served(rec)
+    assert fx["direction_terms"] == 3 * rec.served
     assert fx["hardness_weighted"] > 0
 
 
@@ -131,8 +122,8 @@ def test_taxonomy_trains_on_siblings_then_cousins_then_random(tmp_path) -> None:
             assert topic_of(row[3]) != t and topic_of(row[3]) // 4 == t // 4, (qid, row)
             assert not set(row) & rec.run.pairs.positives[qid]
     fx = rec.run.miner.effect()
-    assert fx["negatives_siblings"] == 3 * served(rec)
-    assert fx["negatives_cousins"] == served(rec) and fx["negatives_padded"] == 0
+    assert fx["negatives_siblings"] == 3 * rec.served
+    assert fx["negatives_cousins"] == rec.served and fx["negatives_padded"] == 0
     assert rec.steps[0].idx == base.steps[0].idx
     assert rec.steps[0].loss != pytest.approx(base.steps[0].loss, abs=1e-4)
 

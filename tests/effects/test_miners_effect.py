@@ -32,16 +32,6 @@ from tests.effects.planted_files import negatives_file
 QUIET = "miner.verbose=false"
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory):
-    return record_fit(tmp_path_factory.mktemp("baseline"), [])
-
-
-def served(rec) -> int:
-    """Training pairs that received negatives, over the run."""
-    return sum(s.batch_size for s in rec.steps)
-
-
 def assert_every_step_has_negatives(rec, k: int = K) -> None:
     assert rec.epoch(0), "no training step in epoch 0"
     for s in rec.steps:
@@ -76,13 +66,13 @@ def test_dense_static_trains_on_the_starting_encoders_top_ranks(tmp_path, baseli
             if window is not None:
                 assert set(row) <= window, (s.global_step, qid, row)
                 checked += 1
-    assert checked >= served(rec) // 2
+    assert checked >= rec.served // 2
     # hard: far more often the query's planted topic than a random document (9 of 79)
     assert same_topic((q, r) for s in rec.steps for q, r in zip(s.qids, negatives(s))) > 0.4
     fx = rec.run.miner.effect()
-    assert fx["negatives_attached"] == K * served(rec) and fx["negatives_padded"] == 0
+    assert fx["negatives_attached"] == K * rec.served and fx["negatives_padded"] == 0
     assert effect_metrics(rec.run.parts())["strategy/miner/negatives_attached"] == \
-        K * served(rec)
+        K * rec.served
     assert_changes_the_loss(rec, baseline)
 
 
@@ -96,7 +86,7 @@ def test_bm25_trains_on_documents_sharing_words_with_the_query(tmp_path, baselin
             for d in row:
                 assert words(data.queries[qid]) & words(data.doc_text(d)), (qid, d)
     fx = rec.run.miner.effect()
-    assert fx["negatives_attached"] == K * served(rec) and fx["negatives_padded"] == 0
+    assert fx["negatives_attached"] == K * rec.served and fx["negatives_padded"] == 0
     assert_changes_the_loss(rec, baseline)
 
 
@@ -111,8 +101,8 @@ def test_from_file_trains_on_the_files_negatives(tmp_path, baseline) -> None:
             assert row[:4] == listed[qid]
             assert row[4] not in listed[qid]  # the fifth pads the four-long list
     fx = rec.run.miner.effect()
-    assert fx["negatives_attached"] == 4 * served(rec)
-    assert fx["negatives_padded"] == served(rec)
+    assert fx["negatives_attached"] == 4 * rec.served
+    assert fx["negatives_padded"] == rec.served
     assert_changes_the_loss(rec, baseline)
 
 
@@ -131,8 +121,8 @@ def test_star_mixes_top_ranks_and_random_documents(tmp_path, baseline) -> None:
             rand.append((qid, row[3:]))
     assert same_topic(hard) > 0.4 and same_topic(rand) < 0.25
     fx = rec.run.miner.effect()
-    assert fx["negatives_attached"] == 3 * served(rec)
-    assert fx["negatives_random"] == 2 * served(rec) and fx["negatives_padded"] == 0
+    assert fx["negatives_attached"] == 3 * rec.served
+    assert fx["negatives_random"] == 2 * rec.served and fx["negatives_padded"] == 0
     assert_changes_the_loss(rec, baseline)
 
 
@@ -162,9 +152,9 @@ def test_denoise_drops_planted_false_negatives_and_supplies_guide_scores(tmp_pat
             scored += n
     fx = rec.run.miner.effect()
     assert fx["candidates_dropped"] >= len(start.qids)
-    assert fx["pairs_with_teacher_scores"] == served(rec)
+    assert fx["pairs_with_teacher_scores"] == rec.served
     assert fx["negatives_attached"] == scored > 0
-    assert fx["negatives_padded"] == K * served(rec) - scored
+    assert fx["negatives_padded"] == K * rec.served - scored
     assert_changes_the_loss(rec, baseline)
 
 
@@ -189,7 +179,7 @@ def test_ance_default_schedule_re_mines_with_the_current_weights(tmp_path, basel
             assert set(row) == want, (s.global_step, qid)
             checked += 1
             changed += s.global_step >= 2 and first is not None and want != first
-    assert checked >= 0.8 * served(rec)
+    assert checked >= 0.8 * rec.served
     assert changed > 0  # the refreshes changed what the model trained on
     assert miner.effect()["refreshes"] == 3
     assert_changes_the_loss(rec, baseline)
@@ -298,11 +288,11 @@ def test_adore_retrieves_with_the_live_query_encoder_over_a_frozen_index(tmp_pat
             checked += 1
             live_differs += static is not None and static != want
     assert rec.steps[-1].probe["query"] != first["query"]  # the query encoder trained
-    assert checked >= 0.8 * served(rec)
+    assert checked >= 0.8 * rec.served
     assert live_differs > 0  # a static index search would have given other negatives
     fx = rec.run.miner.effect()
     assert fx["queries_retrieved_live"] == sum(len(set(s.qids)) for s in rec.steps)
-    assert fx["negatives_attached"] == K * served(rec)
+    assert fx["negatives_attached"] == K * rec.served
     assert_changes_the_loss(rec, baseline)
 
 

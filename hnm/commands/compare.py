@@ -21,7 +21,11 @@ query id): a paired t-test and a paired randomisation (sign-flip) test, with a 9
 interval of the mean difference. Writes compare.md, compare.csv and compare.png to --out
 (default: <first folder>/compare-<time>/); never overwrites anything. Runs whose status.json
 says they did not finish (failed, interrupted, still running) are left out, each with a note;
-runs from before status files existed (metrics.json, no status.json) count."""
+runs from before status files existed (metrics.json, no status.json) count. A table of the
+compute each group used follows, and a warning names every group that differs from the
+baseline in conditions rather than strategy (data, encoder, dropout, batch size, schedule,
+evaluation: any config value outside sampler/miner/negatives/loss/poison) or that trained on a
+different number of pairs or steps."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,6 +61,7 @@ def output_folder(args: argparse.Namespace) -> Path:
 
 def compare(args: argparse.Namespace) -> Path:
     """Run the comparison; returns the output folder."""
+    from hnm.compare.conditions import report_lines
     from hnm.compare.grouping import IGNORED, group_runs, pick_baseline
     from hnm.compare.plot import plot_comparison
     from hnm.compare.render import csv_text, markdown, print_wide, rich_table
@@ -86,7 +91,14 @@ def compare(args: argparse.Namespace) -> Path:
     title = (f"{args.stage} metrics of {len(runs)} runs in {len(groups)} groups (mean ± std over "
              f"seeds); baseline: {baseline + 1}: {groups[baseline].label}")
     print_wide(rich_table(rows, columns, args.metric, title))
-    for name, text in (("compare.md", markdown(rows, columns, args.metric, title)),
+    warnings, compute = report_lines(groups, baseline)
+    print("\n".join(compute[1:]))
+    if warnings:
+        print("\n" + "\n".join(warnings), file=sys.stderr)
+    text_md = markdown(rows, columns, args.metric, title) + "\n".join(compute) + "\n"
+    if warnings:
+        text_md += "\n" + "\n".join(f"> {w}" for w in warnings) + "\n"
+    for name, text in (("compare.md", text_md),
                        ("compare.csv", csv_text(rows, columns))):
         claim(out / name, name).write_text(text, encoding="utf-8")
     plot_comparison(rows, groups, args.stage, args.metric, claim(out / "compare.png", "plot"))

@@ -37,10 +37,14 @@ def test_two_processes_filling_the_same_entries(tmp_path: Path) -> None:
                                str(go), str(tmp_path / f"out{i}.npy")], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
-    for p in procs:
-        _wait_ready(p)
-    go.touch()
-    outs = [p.communicate(timeout=600) for p in procs]
+    try:
+        for p in procs:
+            _wait_ready(p)
+        go.touch()
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:  # a failed or timed-out test leaves no case waiting for GO
+        for p in procs:
+            p.kill()
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
 
     model = tiny_encoder(seed=0)

@@ -92,8 +92,7 @@ def compose(overrides: list[str]) -> DictConfig:
 
 def check(cfg: DictConfig, knobs: dict[str, Any]) -> list[Overlap]:
     """Load the data, run the check, print the table and examples; returns the overlaps."""
-    from hydra.utils import instantiate
-
+    from hnm.config_check import instantiate
     from hnm.entry import user_message
 
     examples = int(knobs.pop("examples", 5))
@@ -103,7 +102,7 @@ def check(cfg: DictConfig, knobs: dict[str, Any]) -> list[Overlap]:
     except TypeError as err:
         raise ConfigError(f"leakage.*: {err}; see `hnm data check --help`") from err
     try:
-        data = instantiate(cfg.data.source)  # as hnm.train.load_data, without its imports
+        data = instantiate(cfg.data.source, "data.source")  # as hnm.train.load_data
         if cfg.data.get("name"):
             data.name = str(cfg.data.name)
         pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs,

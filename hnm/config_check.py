@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, HnmError
 
 _CONTAINERS = (list, tuple, ListConfig)
 
@@ -30,7 +30,15 @@ def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
     from hydra.utils import instantiate as hydra_instantiate
 
     check_node(node, key, given=set(kwargs))
-    return hydra_instantiate(node, **kwargs)
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except Exception as err:  # Hydra wraps what the constructor raised: show the user's error
+        seen: BaseException | None = err
+        while seen is not None and not isinstance(seen, HnmError):
+            seen = seen.__cause__ or seen.__context__
+        if seen is None:
+            raise
+        raise seen from None
 
 
 def check_node(node: Any, key: str, given: set[str] | frozenset[str] = frozenset()) -> None:

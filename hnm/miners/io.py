@@ -85,11 +85,17 @@ def read_negatives(path: Path) -> Iterator[tuple[str, Record]]:
             where = f"{path}, row {n}"
             yield where, check_record(row, where)
         return
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            where = f"{path}, line {n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{where}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
+                                f"column {err.start + 1}); expected JSON Lines, or a "
+                                ".parquet file") from None
             if not line.strip():
                 continue
-            where = f"{path}, line {n}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import errno
 
-WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
-                getattr(errno, "EDQUOT", errno.ENOSPC), errno.ENOENT, errno.ENOTDIR}
+# a file-system failure that is the machine's or the user's, not a bug: reported in one
+# paragraph (exit 2) wherever it happens in a run
+DISK_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+               getattr(errno, "EDQUOT", errno.ENOSPC)}
+# and, while Hydra creates the run folder, a path that cannot be a folder
+RUN_DIR_ERRNOS = DISK_ERRNOS | {errno.ENOENT, errno.ENOTDIR, errno.EEXIST}
 
 
 def hydra_message(err: BaseException) -> str | None:
@@ -37,21 +41,23 @@ def hydra_message(err: BaseException) -> str | None:
             return (f"the override {seen.override!r} is not valid: {first}. Write key=value "
                     "(quote values with spaces or brackets, e.g. 'key=[a,b]')")
         seen = seen.__cause__ or seen.__context__
-    if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
-        return os_message(err)
+    if isinstance(err, OSError) and err.errno in RUN_DIR_ERRNOS:
+        return os_message(err, "cannot create the run folder: ")
     if isinstance(err, (ConfigCompositionException, HydraException)):
         return " ".join(str(err).split())
     return None
 
 
-def os_message(err: OSError) -> str:
-    """A file-system failure while writing: which file, why, and what to do."""
-    where = err.filename or "the output folder"
+def os_message(err: OSError, context: str = "") -> str:
+    """A file-system failure: which file, what happened, and what to do."""
+    where = err.filename or "a file of the run"
     why = err.strerror or type(err).__name__
-    hint = {errno.ENOSPC: "free some space, or write elsewhere with hydra.run.dir=DIR",
-            errno.EROFS: "choose a writable folder with hydra.run.dir=DIR"}.get(
-        err.errno or 0, "choose a folder you can write to with hydra.run.dir=DIR")
-    return f"cannot write {where}: {why}; {hint}"
+    code = errno.errorcode.get(err.errno or 0, "")
+    full = err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    hint = ("the disk is full: free some space, or write the run elsewhere with "
+            "hydra.run.dir=DIR" if full else
+            "choose a folder you can write to with hydra.run.dir=DIR")
+    return f"{context}{where}: {why}{f' ({code})' if code else ''}; {hint}"
 
 
 def _missing_option(err: BaseException) -> str:

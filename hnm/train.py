@@ -34,7 +34,7 @@ from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
 from hnm.modules.telemetry import time_split
 from hnm.report import before_after_table, print_table
-from hnm.runinfo import claim, run_dir, sweep_info, write_json
+from hnm.runinfo import atomic_path, claim, run_dir, sweep_info, write_json, write_text
 from hnm.strategy_report import check_can_act, effect_metrics, warn_no_effect
 from hnm.types import ConfiguresModule, EmbedFn, ProvidesMiner, SavesModels
 
@@ -248,10 +248,11 @@ def report(run: Run) -> float:
     metrics.update(run.evaluator(run.embed, doc_embed, "test"))
     write_eval_outputs(run.evaluator, out, "test")
     run.timings["time/test_eval_s"] = time.perf_counter() - t0
-    model_dir = claim(out / "model", "a saved model")
-    run.encoder.save(str(model_dir))
+    with atomic_path(claim(out / "model", "a saved model")) as tmp:  # complete or absent
+        run.encoder.save(str(tmp))
     if doc_model is not None:
-        doc_model.save(str(claim(out / "doc_model", "a saved model")))
+        with atomic_path(claim(out / "doc_model", "a saved model")) as tmp:
+            doc_model.save(str(tmp))
     if isinstance(run.miner, SavesModels):  # AR2's ranker, beside the model (ranker/)
         run.miner.save_models(out)
     run.timings["time/total_s"] = time.perf_counter() - run.t_start
@@ -265,8 +266,8 @@ def report(run: Run) -> float:
     for logger in run.loggers:
         logger.log_metrics(dict(metrics), step=trainer.global_step)
     write_json(out / "metrics.json", metrics)
-    (out / "config.yaml").exists() or (out / "config.yaml").write_text(
-        OmegaConf.to_yaml(cfg, resolve=True))
+    (out / "config.yaml").exists() or write_text(out / "config.yaml",
+                                                 OmegaConf.to_yaml(cfg, resolve=True))
     print_table(before_after_table(metrics, run.data.name, split=str(cfg.data.eval_split)))
     warn_no_effect(effects, list(run.parts()))
     print(f"run folder: {out}")

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from hnm.errors import DataError
-from hnm.runinfo import claim
+from hnm.runinfo import atomic_path, claim, write_text
 
 Record = dict[str, Any]
 
@@ -46,20 +45,20 @@ def write_negatives(path: Path, records: Iterable[Mapping[str, Any]],
     if meta is not None:
         claim(meta_path(path), "a negatives metadata file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     rows = [dict(r) for r in records]
-    if is_parquet(path):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    with atomic_path(path) as tmp:
+        if is_parquet(path):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows), str(tmp))
-    else:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+            pq.write_table(pa.Table.from_pylist(rows), str(tmp))
+        else:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for r in rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
     if meta is not None:
-        meta_path(path).write_text(json.dumps(dict(meta), indent=2, sort_keys=True, default=str))
+        write_text(meta_path(path), json.dumps(dict(meta), indent=2, sort_keys=True,
+                                               default=str))
     return len(rows)
 
 

@@ -149,6 +149,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     for key in GROUPS:  # a mistyped key or value fails now, before any data is read
         if cfg.get(key) is not None:
             check_node(cfg._get_node(key), key)
+    check_kwargs("module", dict(cfg.module), RetrievalModule)
     data = load_data(cfg) if data is None else data
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
     data, pairs, poisoning = poison_data(cfg, data, pairs, out)
@@ -171,7 +172,6 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     from_sampler = miner is None and isinstance(dm.batch_sampler, ProvidesMiner)
     if from_sampler:
         miner = dm.batch_sampler.as_miner()  # type: ignore[union-attr]  # TAS-B's negatives
-    check_kwargs("module", dict(cfg.module), RetrievalModule)
     module = RetrievalModule(encoder=encoder, loss=loss, pairs=pairs, miner=miner,
                              negatives=strategies, **cfg.module)
     if isinstance(miner, ConfiguresModule):

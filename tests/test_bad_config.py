@@ -53,6 +53,16 @@ def test_unknown_key_lists_the_valid_ones(overrides, group, message) -> None:
     assert message in str(err.value) and "valid settings:" in str(err.value)
 
 
+def test_module_knobs_are_checked() -> None:
+    from hnm.config_check import check_kwargs
+    from hnm.modules.retrieval import RetrievalModule
+
+    cfg = cfg_with("+module.lrr=1")
+    with pytest.raises(ConfigError, match="module.lrr is not a setting of module"):
+        check_kwargs("module", dict(cfg.module), RetrievalModule)
+    check_kwargs("module", dict(cfg_with().module), RetrievalModule)
+
+
 @pytest.mark.parametrize(("overrides", "key", "message"), [
     (["loss.temperature=0"], "loss", "loss.temperature"),
     (["loss=nbpo", "loss.temperature=-1"], "loss", "loss.temperature=-1"),

@@ -48,18 +48,18 @@ def check_node(node: Any, key: str, given: set[str] | frozenset[str] = frozenset
         if "_target_" in node:
             target = _locate(node["_target_"])
             if target is not None:
-                check_kwargs(key, {k: node[k] for k in node if not str(k).startswith("_")
+                check_kwargs(key, {str(k): node[k] for k in node if not str(k).startswith("_")
                                    and not isinstance(node._get_node(k), DictConfig)},
-                             target, known=set(node) | set(given))
+                             target, known={str(k) for k in node} | set(given))
         for k in node:
-            child = node._get_node(k)
+            child: Any = node._get_node(k)
             if isinstance(child, (DictConfig, ListConfig)):
-                check_node(child, f"{key}.{k}")
+                check_node(child, f"{key}.{str(k)}")
     elif isinstance(node, ListConfig):
         for i in range(len(node)):
-            child = node._get_node(i)
-            if isinstance(child, (DictConfig, ListConfig)):
-                check_node(child, f"{key}[{i}]")
+            item: Any = node._get_node(i)
+            if isinstance(item, (DictConfig, ListConfig)):
+                check_node(item, f"{key}[{i}]")
 
 
 def check_kwargs(key: str, values: Mapping[str, Any], target: Any,

@@ -266,8 +266,8 @@ def report(run: Run) -> float:
     for logger in run.loggers:
         logger.log_metrics(dict(metrics), step=trainer.global_step)
     write_json(out / "metrics.json", metrics)
-    (out / "config.yaml").exists() or write_text(out / "config.yaml",
-                                                 OmegaConf.to_yaml(cfg, resolve=True))
+    if not (out / "config.yaml").exists():
+        write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     print_table(before_after_table(metrics, run.data.name, split=str(cfg.data.eval_split)))
     warn_no_effect(effects, list(run.parts()))
     print(f"run folder: {out}")

@@ -80,7 +80,8 @@ def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
             pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode=pooling)
             model = SentenceTransformer(modules=[word, pool], device=device)
         else:
-            model = SentenceTransformer(src, device=device, **remote)
+            model = SentenceTransformer(src, device=device,
+                                        trust_remote_code=bool(trust_remote_code))
     except (OSError, ValueError, KeyError) as err:  # what transformers raises for a bad folder
         first = str(err).strip().splitlines()[0].rstrip(" .") if str(err).strip() \
             else type(err).__name__

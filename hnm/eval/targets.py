@@ -68,7 +68,7 @@ def _only_hnm_targets(cfg: DictConfig, path: Path) -> None:
                     "only instantiates hnm's own classes from a run folder's config. Pass the "
                     "dataset on the command line instead (eval.datasets=…)")
             for k in node:
-                walk(node._get_node(k), f"{key}.{k}")
+                walk(node._get_node(k), f"{key}.{str(k)}")
         elif isinstance(node, ListConfig):
             for i in range(len(node)):
                 walk(node._get_node(i), f"{key}[{i}]")

@@ -94,3 +94,14 @@ def test_hydra_errors_exit_2_in_one_paragraph(argv, needles, capsys, tmp_path) -
     assert err.startswith("hnm: error: ") and len(err.strip().splitlines()) == 1
     for needle in needles:
         assert needle in err
+
+
+def test_data_check_unknown_key_lists_the_valid_ones(capsys) -> None:
+    from hnm.commands.data import main as data_main
+
+    with pytest.raises(SystemExit) as stop:
+        data_main(["check", "data.nosuch=1"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "data.nosuch: there is no key 'nosuch' in 'data'" in err and "train_split" in err
+    assert "Traceback" not in err

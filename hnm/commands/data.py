@@ -87,7 +87,10 @@ def compose(overrides: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             return hydra_compose("train", overrides=overrides)
     except HydraException as err:
-        raise ConfigError(f"hnm data check {' '.join(overrides)}: {err}") from err
+        from hnm.hydra_errors import hydra_message
+
+        reason = hydra_message(err) or " ".join(str(err).split())
+        raise ConfigError(f"hnm data check {' '.join(overrides)}: {reason}") from err
 
 
 def check(cfg: DictConfig, knobs: dict[str, Any]) -> list[Overlap]:

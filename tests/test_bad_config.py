@@ -105,3 +105,28 @@ def test_data_check_unknown_key_lists_the_valid_ones(capsys) -> None:
     err = capsys.readouterr().err
     assert "data.nosuch: there is no key 'nosuch' in 'data'" in err and "train_split" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("overrides", "key", "message"), [
+    (["loss.symmetric_weight=-1"], "loss", "loss.symmetric_weight=-1 is not valid"),
+    (["loss=kl", "loss.teacher_batch_size=0"], "loss", "loss.teacher_batch_size=0"),
+    (["loss=margin_mse", "loss.teacher_batch_size=-1"], "loss", "loss.teacher_batch_size=-1"),
+    (["+miner=dense_static", "miner.batch_size=0"], "miner", "miner.batch_size=0"),
+    (["+miner=ance", "miner.batch_size=-1"], "miner", "miner.batch_size=-1"),
+    (["+miner=bm25", "miner.query_chunk=0"], "miner", "miner.query_chunk=0"),
+])
+def test_more_knobs_out_of_range(overrides, key, message) -> None:
+    cfg = cfg_with(*overrides)
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        instantiate(OmegaConf.select(cfg, key), key)
+
+
+def test_tas_balanced_guide_batch_size() -> None:
+    from hnm.data.dataset import TrainPairs
+    from tests.conftest import make_data
+
+    cfg = cfg_with("+sampler=tas_balanced", "sampler.guide_batch_size=0")
+    factory = instantiate(cfg.sampler, "sampler")
+    pairs = TrainPairs.from_split(make_data(4), "train")
+    with pytest.raises(ConfigError, match=r"sampler\.guide_batch_size=0"):
+        factory(pairs=pairs, batch_size=4, seed=0, drop_last=False)

@@ -105,6 +105,7 @@ class InfoNCELoss:
                  directions: Sequence[str] = ("query_to_doc",), partition_mode: str = "joint",
                  hardness_mode: str | None = None, hardness_strength: float = 0.0) -> None:
         check_range("loss.temperature", temperature, 0.0, low_open=True)
+        check_range("loss.symmetric_weight", symmetric_weight, 0.0)
         self.directions = check_knobs(directions, partition_mode, hardness_mode,
                                       hardness_strength)
         if symmetric and "doc_to_query" in self.directions:

@@ -85,6 +85,7 @@ class KLDistillationLoss:
                             ("teacher_temperature", teacher_temperature)):
             check_range(f"loss.{name}", value, 0.0, low_open=True)
         check_range("loss.infonce_weight", infonce_weight, 0.0)
+        check_range("loss.teacher_batch_size", teacher_batch_size, 1)
         self.scorer = TeacherScorer(teacher, teacher_batch_size) if teacher is not None else None
         self.teacher_source = teacher_source
         self.candidates = candidates

@@ -39,13 +39,14 @@ class _FullDisk:
 
 
 @pytest.fixture
-def full_disk(monkeypatch):
+def full_disk(monkeypatch, tmp_path):
     """Every file opened for writing under the test's folder hits a full disk."""
     real = builtins.open
 
     def fake(file, mode="r", *args, **kwargs):
         fh = real(file, mode, *args, **kwargs)
-        return _FullDisk(fh) if ("w" in mode and "pytest" in os.fspath(file)) else fh
+        inside = isinstance(file, (str, os.PathLike)) and str(tmp_path) in os.fspath(file)
+        return _FullDisk(fh) if ("w" in mode and inside) else fh
 
     monkeypatch.setattr(builtins, "open", fake)
     monkeypatch.setattr(io, "open", fake)

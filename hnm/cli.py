@@ -72,7 +72,30 @@ def _main(argv: list[str] | None) -> None:
         print(usage(), file=sys.stderr)
         raise SystemExit(2)
     sys.argv = [f"hnm {sub}", *argv]
-    _load(SUBCOMMANDS[sub][0])()
+    _run(SUBCOMMANDS[sub][0])
+
+
+def _run(target: str) -> None:
+    """Run a subcommand; Hydra's own errors (an unknown option or key, an override it cannot
+    parse, a run folder it cannot create) become one paragraph and exit status 2, as hnm's
+    errors do. ``HYDRA_FULL_ERROR=1`` set by the user keeps Hydra's full report."""
+    user_full = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises its errors instead of printing them
+    try:
+        _load(target)()
+    except Exception as err:  # noqa: BLE001 - re-raised unless it is the user's input
+        from hnm.hydra_errors import hydra_message
+
+        message = None if user_full else hydra_message(err)
+        if message is None:
+            raise
+        print(f"hnm: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        if user_full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = user_full
 
 
 if __name__ == "__main__":  # pragma: no cover

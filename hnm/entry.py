@@ -118,10 +118,14 @@ def user_message(err: BaseException) -> str | None:
 
     from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
+    from hnm.hydra_errors import DISK_ERRNOS, os_message
+
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, HnmError):
             return str(seen)
+        if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:  # a full disk, …
+            return os_message(seen)
         if isinstance(seen, (MissingMandatoryValue, InterpolationToMissingValueError)):
             found = re.search(r"Missing mandatory value: ([\w.\[\]]+)", str(seen))
             key = found.group(1) if found else (getattr(seen, "full_key", None) or "a value")

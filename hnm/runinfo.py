@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +52,38 @@ def claim(path: Path, what: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same folder, same suffixes) to write a file or a
+    folder into; renamed to ``path`` when the block ends, removed when it fails (a full disk,
+    an interrupt), so that ``path`` is either complete or absent. An ``OSError`` of the write
+    names ``path`` (the file the user knows), not the temporary one."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as err:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(err, OSError) and err.filename in (None, str(tmp)) and err.errno:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically, never over an existing file."""
     claim(path, path.name)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 RUN_STATES = ("running", "interrupted", "failed", "finished")
@@ -69,9 +98,7 @@ def write_status(out: Path, state: str, **extra: Any) -> None:
         raise ValueError(f"unknown run state {state!r}")
     out.mkdir(parents=True, exist_ok=True)
     body = {"state": state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
-    tmp = out / f".{STATUS_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, out / STATUS_FILE)
+    write_text(out / STATUS_FILE, json.dumps(body, indent=2, sort_keys=True, default=str))
 
 
 def read_status(run: Path) -> dict[str, Any] | None:

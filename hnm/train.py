@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hnm.cache import EmbeddingCache, activate, frozen_embed_fn
@@ -25,6 +24,7 @@ from hnm.callbacks.curve import TrainCurve
 from hnm.callbacks.progress import progress_lines
 from hnm.callbacks.refresh import MinerRefresh, SamplerRefresh
 from hnm.compare.files import write_eval_outputs
+from hnm.config_check import check_kwargs, check_node, instantiate
 from hnm.data.datamodule import RetrievalDataModule
 from hnm.data.dataset import RetrievalData, TrainPairs
 from hnm.dist import env_rank, finish_relaunch, prepare_relaunch
@@ -34,18 +34,20 @@ from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
 from hnm.modules.telemetry import time_split
 from hnm.report import before_after_table, print_table
-from hnm.runinfo import claim, run_dir, sweep_info, write_json
+from hnm.runinfo import atomic_path, claim, run_dir, sweep_info, write_json, write_text
 from hnm.strategy_report import check_can_act, effect_metrics, warn_no_effect
 from hnm.types import ConfiguresModule, EmbedFn, ProvidesMiner, SavesModels
 
 log = logging.getLogger(__name__)
+# the config groups whose nodes are instantiated (checked against their signatures first)
+GROUPS = ("data", "encoder", "loss", "sampler", "miner", "negatives", "eval", "trainer", "poison")
 for _noisy in ("faiss.loader", "sentence_transformers.base.model", "httpx"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 def load_data(cfg: DictConfig) -> RetrievalData:
     """Instantiate ``cfg.data.source`` into a :class:`RetrievalData` named ``cfg.data.name``."""
-    data: RetrievalData = instantiate(cfg.data.source)
+    data: RetrievalData = instantiate(cfg.data.source, "data.source")
     if cfg.data.get("name"):
         data.name = str(cfg.data.name)
     return data
@@ -58,8 +60,9 @@ def build_named_strategies(cfg: DictConfig) -> dict[str, Any]:
     if not node:
         return {}
     if "_target_" in node:
-        return {str(node["_target_"]).rsplit(".", 1)[-1]: instantiate(node)}
-    return {str(k): instantiate(v) for k, v in node.items() if v is not None}
+        return {str(node["_target_"]).rsplit(".", 1)[-1]: instantiate(node, "negatives")}
+    return {str(k): instantiate(node._get_node(k), f"negatives.{k}")
+            for k, v in node.items() if v is not None}
 
 
 def build_strategies(cfg: DictConfig) -> list[Any]:
@@ -67,7 +70,7 @@ def build_strategies(cfg: DictConfig) -> list[Any]:
 
 
 def build_evaluator(cfg: DictConfig, data: RetrievalData, poisoning: Any = None) -> Any:
-    evaluator = instantiate(cfg.eval.evaluator, _partial_=True)(data=data,
+    evaluator = instantiate(cfg.eval.evaluator, "eval.evaluator", _partial_=True)(data=data,
                                                                 split=cfg.data.eval_split)
     if poisoning is not None:  # +poison=…: also the triggered queries and the attack metrics
         from hnm.poison import PoisonEvaluator
@@ -84,7 +87,7 @@ def poison_data(cfg: DictConfig, data: RetrievalData, pairs: TrainPairs, out: Pa
         return data, pairs, None
     from hnm.poison import write_record
 
-    poisoning = instantiate(cfg.poison)
+    poisoning = instantiate(cfg.poison, "poison")
     data, pairs, record = poisoning.poison(data, pairs, str(cfg.data.train_split))
     if env_rank() == 0:
         write_record(record, out / "poison.json")
@@ -143,6 +146,10 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     config = resolved(cfg)
 
+    for key in GROUPS:  # a mistyped key or value fails now, before any data is read
+        if cfg.get(key) is not None:
+            check_node(cfg._get_node(key), key)
+    check_kwargs("module", dict(cfg.module), RetrievalModule)
     data = load_data(cfg) if data is None else data
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
     data, pairs, poisoning = poison_data(cfg, data, pairs, out)
@@ -153,10 +160,10 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
         from hnm.data.leakage import warn_leakage
 
         warn_leakage(data, pairs, cfg.data.eval_split)
-    encoder = instantiate(cfg.encoder)
-    loss = instantiate(cfg.loss)
-    sampler_factory = instantiate(cfg.sampler) if cfg.get("sampler") else None
-    miner = instantiate(cfg.miner) if cfg.get("miner") else None
+    encoder = instantiate(cfg.encoder, "encoder")
+    loss = instantiate(cfg.loss, "loss")
+    sampler_factory = instantiate(cfg.sampler, "sampler") if cfg.get("sampler") else None
+    miner = instantiate(cfg.miner, "miner") if cfg.get("miner") else None
     named = build_named_strategies(cfg)
     strategies = list(named.values())
     evaluator = build_evaluator(cfg, data, poisoning)
@@ -182,7 +189,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     lines = progress_lines(cfg.get("progress"), cfg.trainer)  # logs that are not a terminal
     if lines is not None:
         callbacks.append(lines)
-    trainer: L.Trainer = instantiate(cfg.trainer, _partial_=True)(
+    trainer: L.Trainer = instantiate(cfg.trainer, "trainer", _partial_=True)(
         logger=loggers or False, callbacks=callbacks, default_root_dir=str(out),
         **({"enable_progress_bar": False} if lines is not None else {}))
     run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, miner=miner,
@@ -241,10 +248,11 @@ def report(run: Run) -> float:
     metrics.update(run.evaluator(run.embed, doc_embed, "test"))
     write_eval_outputs(run.evaluator, out, "test")
     run.timings["time/test_eval_s"] = time.perf_counter() - t0
-    model_dir = claim(out / "model", "a saved model")
-    run.encoder.save(str(model_dir))
+    with atomic_path(claim(out / "model", "a saved model")) as tmp:  # complete or absent
+        run.encoder.save(str(tmp))
     if doc_model is not None:
-        doc_model.save(str(claim(out / "doc_model", "a saved model")))
+        with atomic_path(claim(out / "doc_model", "a saved model")) as tmp:
+            doc_model.save(str(tmp))
     if isinstance(run.miner, SavesModels):  # AR2's ranker, beside the model (ranker/)
         run.miner.save_models(out)
     run.timings["time/total_s"] = time.perf_counter() - run.t_start
@@ -258,8 +266,8 @@ def report(run: Run) -> float:
     for logger in run.loggers:
         logger.log_metrics(dict(metrics), step=trainer.global_step)
     write_json(out / "metrics.json", metrics)
-    (out / "config.yaml").exists() or (out / "config.yaml").write_text(
-        OmegaConf.to_yaml(cfg, resolve=True))
+    if not (out / "config.yaml").exists():
+        write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     print_table(before_after_table(metrics, run.data.name, split=str(cfg.data.eval_split)))
     warn_no_effect(effects, list(run.parts()))
     print(f"run folder: {out}")

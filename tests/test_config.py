@@ -11,13 +11,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from hnm.cli import config_dir
+from hnm.config_check import check_node
 
 CONF = Path(config_dir())
 OPTIONAL = {"sampler", "miner", "negatives", "poison"}  # hparams_search, like experiment, defaults to null
 SKIP_GROUPS = {"hydra"}
 # values a user must give on the command line (``???`` in the YAML)
 REQUIRED = {"data/beir": ["data.path=/nonexistent"], "data/hf": ["data.name=some/dataset"],
-            "encoder/hf": ["encoder.name=some/model"]}
+            "encoder/hf": ["encoder.name=some/model"],
+            "miner/from_file": ["miner.path=/nonexistent.jsonl"]}
 # arguments passed at instantiate time by hnm's code, not by the YAML
 INJECTED = {
     "trainer": {"logger", "callbacks", "default_root_dir", "plugins", "strategy"},
@@ -82,6 +84,9 @@ def test_option_composes_and_binds(group: str, option: str) -> None:
                    if p.default is inspect.Parameter.empty
                    and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in given]
         assert not missing, f"{group}={option}: {path} lacks required arguments {missing}"
+    for key in cfg:  # the run-time check of keys and value types accepts every shipped option
+        if key != "hydra":
+            check_node(cfg._get_node(key), str(key))
 
 
 def test_every_group_has_an_option() -> None:

@@ -87,13 +87,15 @@ def compose(overrides: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             return hydra_compose("train", overrides=overrides)
     except HydraException as err:
-        raise ConfigError(f"hnm data check {' '.join(overrides)}: {err}") from err
+        from hnm.hydra_errors import hydra_message
+
+        reason = hydra_message(err) or " ".join(str(err).split())
+        raise ConfigError(f"hnm data check {' '.join(overrides)}: {reason}") from err
 
 
 def check(cfg: DictConfig, knobs: dict[str, Any]) -> list[Overlap]:
     """Load the data, run the check, print the table and examples; returns the overlaps."""
-    from hydra.utils import instantiate
-
+    from hnm.config_check import instantiate
     from hnm.entry import user_message
 
     examples = int(knobs.pop("examples", 5))
@@ -103,7 +105,7 @@ def check(cfg: DictConfig, knobs: dict[str, Any]) -> list[Overlap]:
     except TypeError as err:
         raise ConfigError(f"leakage.*: {err}; see `hnm data check --help`") from err
     try:
-        data = instantiate(cfg.data.source)  # as hnm.train.load_data, without its imports
+        data = instantiate(cfg.data.source, "data.source")  # as hnm.train.load_data
         if cfg.data.get("name"):
             data.name = str(cfg.data.name)
         pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs,

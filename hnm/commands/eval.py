@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hnm.config_check import instantiate
 from hnm.errors import ConfigError, DataError
 from hnm.eval.targets import (
     ModelSpec,
@@ -61,7 +61,7 @@ def build_model(spec: ModelSpec, cfg: DictConfig) -> Any:
         return BM25Model(**knobs)
     device = _device(cfg)
     if spec.kind == "encoder":
-        return instantiate(cfg.encoder).to(device)
+        return instantiate(cfg.encoder, "encoder").to(device)
     from hnm.encoders.factory import hf_encoder
 
     length = (cfg.eval.get("max_seq_length") or saved_max_seq_length(spec.model_dir)
@@ -147,7 +147,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if not loaded:
         raise DataError(f"no dataset could be loaded (skipped: {', '.join(missing)})")
 
-    poisoning = instantiate(cfg.poison) if cfg.get("poison") else None
+    poisoning = instantiate(cfg.poison, "poison") if cfg.get("poison") else None
     model = build_model(spec, cfg)
     metrics: dict[str, float] = {}
     rows = []
@@ -193,7 +193,7 @@ def _evaluate_all(cfg: DictConfig, spec: ModelSpec, model: Any, loaded: list[Any
         if poisoning is not None:  # the attacker passages, as in the run's corpus
             data = poisoning.add_passages(data, poisoning.passages(
                 data, str(cfg.data.get("train_split") or "train")))
-        evaluator = instantiate(cfg.eval.evaluator, _partial_=True)(data=data, split=split)
+        evaluator = instantiate(cfg.eval.evaluator, "eval.evaluator", _partial_=True)(data=data, split=split)
         if poisoning is not None:
             from hnm.poison import PoisonEvaluator
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from hnm.config_check import instantiate
 from hnm.data.dataset import TrainPairs
 from hnm.logging_setup import build_loggers, resolved
 from hnm.miners.io import meta_path, write_negatives
@@ -42,11 +42,11 @@ def mine(cfg: DictConfig) -> Path:
     claim(meta_path(out), "a negatives metadata file")
     data = load_data(cfg)
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
-    miner = instantiate(cfg.miner)
+    miner = instantiate(cfg.miner, "miner")
     log.info("mining %s for %d training queries of %s (%d documents)", type(miner).__name__,
              len(set(pairs.qids)), data.name, len(data.corpus))
     if getattr(miner, "uses_encoder", True):
-        embed = frozen_embed_fn(instantiate(cfg.encoder), int(cfg.eval.batch_size))
+        embed = frozen_embed_fn(instantiate(cfg.encoder, "encoder"), int(cfg.eval.batch_size))
     else:
         embed = _no_encoder
     from hnm.cache import activate, from_config

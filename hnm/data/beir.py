@@ -54,17 +54,18 @@ def load_beir(path: str | None, name: str | None = None,
     if not root.is_dir():
         raise DataError(f"data.path={path!r}: no such folder; {_USAGE}")
     for required in ("corpus.jsonl", "queries.jsonl", "qrels"):
-        if not (root / required).exists():
+        kind = "folder" if required == "qrels" else "file"
+        if not ((root / required).is_dir() if kind == "folder" else (root / required).is_file()):
             raise DataError(
-                f"data.path={path!r} has no {required}: a BEIR folder holds corpus.jsonl, "
+                f"data.path={path!r} has no {required} {kind}: a BEIR folder holds corpus.jsonl, "
                 "queries.jsonl and qrels/{train,dev,test}.tsv"
             )
     corpus = {
-        doc_id: {"title": str(obj.get("title") or ""), "text": str(obj["text"]),
+        doc_id: {"title": str(obj.get("title") or ""), "text": obj["text"],
                  **_extra_fields(obj, fields or ())}
         for doc_id, obj in _read_jsonl(root / "corpus.jsonl", ("_id", "text"))
     }
-    queries = {qid: str(obj["text"]) for qid, obj in _read_jsonl(root / "queries.jsonl",
+    queries = {qid: obj["text"] for qid, obj in _read_jsonl(root / "queries.jsonl",
                                                                  ("_id", "text"))}
     qrels_dir = root / "qrels"
     if splits:
@@ -105,42 +106,68 @@ def _extra_fields(obj: dict, fields: Iterable[str]) -> dict[str, str]:
 
 
 def _lines(file: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines of a UTF-8 file with their 1-based numbers."""
-    try:
-        with file.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if line.strip():
-                    yield number, line.rstrip("\r\n")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{file}: not UTF-8 text ({err})") from err
+    """Non-blank lines of a UTF-8 text file with their 1-based numbers; an empty, binary or
+    non-UTF-8 file is a :class:`DataError` naming the file (and the line)."""
+    blank = True
+    with file.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number == 1 and raw[:2] == b"\x1f\x8b":
+                raise DataError(f"{file}: a gzip-compressed file; decompress it first "
+                                f"(gunzip), hnm reads plain UTF-8 text")
+            if b"\x00" in raw:
+                raise DataError(f"{file} line {number}: holds NUL bytes, so it is a binary "
+                                "file, not UTF-8 text with one record per line")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{file} line {number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
+                    f"column {err.start + 1}); expected UTF-8 text with one record per line"
+                ) from None
+            if line.strip():
+                blank = False
+                yield number, line.rstrip("\r\n").lstrip("\ufeff")
+    if blank:
+        raise DataError(f"{file}: the file is empty; expected one record per line")
 
 
 def _read_jsonl(file: Path, required: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
-    """``(id, object)`` per line of a JSONL file whose objects must hold ``required`` keys."""
-    seen: set[str] = set()
-    duplicates = 0
+    """``(id, object)`` per line of a JSONL file whose objects must hold ``required`` keys:
+    ``_id`` a string or an integer, ``text`` (and ``title``, when given) a string. A repeated
+    ``_id`` is refused with both line numbers (one of the two would silently be lost)."""
+    first_line: dict[str, int] = {}
     for number, line in _lines(file):
-        where = f"{file.name} line {number}"
+        where = f"{file} line {number}"
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(
                 f"{where}: not valid JSON ({err.msg} at column {err.colno}); each line of "
-                f"{file} must be one JSON object with {', '.join(map(repr, required))}"
-            ) from err
+                f"{file.name} must be one JSON object with {', '.join(map(repr, required))}"
+            ) from None
         if not isinstance(obj, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__} "
-                            f"(in {file})")
+            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
         missing = [key for key in required if obj.get(key) is None]
         if missing:
-            raise DataError(f"{where}: missing {', '.join(map(repr, missing))}; each object "
-                            f"in {file} needs {', '.join(map(repr, required))}")
-        doc_id = str(obj["_id"])
-        duplicates += doc_id in seen
-        seen.add(doc_id)
+            found = ", ".join(f"{k!r}: null" for k in missing if k in obj)
+            raise DataError(f"{where}: missing {', '.join(map(repr, missing))}"
+                            f"{f' (found {found})' if found else ''}; each object in "
+                            f"{file.name} needs {', '.join(map(repr, required))}")
+        raw_id = obj["_id"]
+        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or raw_id == "":
+            raise DataError(f"{where}: '_id' is {json.dumps(raw_id)}; expected a non-empty "
+                            "string or an integer")
+        for key in ("text", "title"):
+            if key in obj and obj[key] is not None and not isinstance(obj[key], str):
+                raise DataError(f"{where}: {key!r} is {type(obj[key]).__name__} "
+                                f"{json.dumps(obj[key])[:60]}; expected a string")
+        doc_id = str(raw_id)
+        if doc_id in first_line:
+            raise DataError(f"{where}: '_id' {doc_id!r} repeats line {first_line[doc_id]}; "
+                            f"each '_id' in {file.name} must be unique (hnm would keep only "
+                            "one of them)")
+        first_line[doc_id] = number
         yield doc_id, obj
-    if duplicates:
-        log.warning("%s: %d line(s) repeat an earlier '_id'; the last one wins", file, duplicates)
 
 
 def _read_qrels(file: Path) -> dict[str, dict[str, int]]:
@@ -150,11 +177,11 @@ def _read_qrels(file: Path) -> dict[str, dict[str, int]]:
         fields = line.split("\t")
         if number == 1 and fields[0].strip().lower() in ("query-id", "query_id", "qid"):
             continue
-        where = f"qrels/{file.name} line {number}"
+        where = f"{file} line {number}"
         if len(fields) != 3:
             raise DataError(
                 f"{where}: expected 3 tab-separated fields 'query-id<TAB>corpus-id<TAB>score', "
-                f"got {len(fields)}: {line[:80]!r} (in {file})"
+                f"got {len(fields)}: {line[:80]!r}"
             )
         qid, doc_id, score = (f.strip() for f in fields)
         try:
@@ -163,6 +190,9 @@ def _read_qrels(file: Path) -> dict[str, dict[str, int]]:
                 raise ValueError
         except (ValueError, OverflowError):
             raise DataError(f"{where}: score {score!r} is not an integer relevance grade "
-                            f"(in {file})") from None
+                            "(0, 1, 2, …)") from None
         qrels.setdefault(qid, {})[doc_id] = int(value)
+    if not qrels:
+        raise DataError(f"{file}: no judgement, only a header; expected lines "
+                        "'query-id<TAB>corpus-id<TAB>score'")
     return qrels

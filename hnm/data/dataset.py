@@ -50,10 +50,13 @@ class RetrievalData:
             bad_q = [q for q in qrels if q not in self.queries]
             bad_d = sum(1 for q in qrels for d in qrels[q] if d not in self.corpus)
             if bad_q or bad_d:
+                examples = [f"query {q!r}" for q in bad_q[:3]] + [
+                    f"document {d!r}" for q in qrels for d in qrels[q]
+                    if d not in self.corpus][:3]
                 log.warning(
                     "qrels/%s%s: %d judgement(s) reference unknown query ids and %d unknown "
-                    "document ids; they are skipped",
-                    split, where, sum(len(qrels[q]) for q in bad_q), bad_d,
+                    "document ids (e.g. %s); they are skipped",
+                    split, where, sum(len(qrels[q]) for q in bad_q), bad_d, ", ".join(examples),
                 )
             cleaned = {
                 q: {d: int(r) for d, r in docs.items() if d in self.corpus}

@@ -75,6 +75,7 @@ def load_hf(name: str, config: str | None = None, corpus_config: str = "corpus",
     if not qrels:
         raise DataError(f"dataset {name!r} has no qrels split (rows query-id, corpus-id, score)")
     ids, bodies = _columns(corpus_ds, "corpus", name, ("_id",), ("text",))
+    _unique(ids, "corpus", name)
     titles = list(corpus_ds["title"]) if "title" in corpus_ds.column_names else [""] * len(ids)
     corpus = {str(i): {"title": str(t or ""), "text": str(x or "")}
               for i, t, x in zip(ids, titles, bodies)}
@@ -85,12 +86,14 @@ def load_hf(name: str, config: str | None = None, corpus_config: str = "corpus",
                 corpus[str(i)][str(field)] = ".".join(map(str, v)) if isinstance(v, list) \
                     else str(v)
     qids, texts = _columns(queries_ds, "queries", name, ("_id",), ("text",))
+    _unique(qids, "queries", name)
     queries = {str(q): str(t or "") for q, t in zip(qids, texts)}
     judged: dict[str, dict[str, dict[str, int]]] = {}
     for split, ds in qrels.items():
         table: dict[str, dict[str, int]] = {}
-        for q, d, s in zip(*_columns(ds, f"qrels split {split!r}", name, *_QRELS_COLUMNS)):
-            table.setdefault(str(q), {})[str(d)] = int(s)
+        what = f"qrels split {split!r}"
+        for row, (q, d, s) in enumerate(zip(*_columns(ds, what, name, *_QRELS_COLUMNS))):
+            table.setdefault(str(q), {})[str(d)] = _grade(s, f"dataset {name!r}, {what}, row {row}")
         judged[split] = table
     data = RetrievalData(folder.name if folder.exists() else str(name).rstrip("/").split("/")[-1],
                          corpus, queries, judged)
@@ -151,6 +154,27 @@ def _columns(ds: Any, what: str, name: str, *columns: tuple[str, ...]) -> list[l
                             f"its columns are {', '.join(ds.column_names)}")
         out.append(list(ds[found]))
     return out
+
+
+def _unique(ids: list, what: str, name: str) -> None:
+    """Refuse a repeated id (one of the two rows would silently be lost), naming both rows."""
+    first: dict[str, int] = {}
+    for row, i in enumerate(ids):
+        if str(i) in first:
+            raise DataError(f"dataset {name!r}: the {what} repeats '_id' {str(i)!r} in rows "
+                            f"{first[str(i)]} and {row}; each '_id' must be unique")
+        first[str(i)] = row
+
+
+def _grade(score: Any, where: str) -> int:
+    """A qrels score as an integer relevance grade, or a :class:`DataError` naming the row."""
+    try:
+        value = float(score)
+        if value == int(value) and not isinstance(score, bool):
+            return int(value)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise DataError(f"{where}: score {score!r} is not an integer relevance grade (0, 1, 2, …)")
 
 
 def _hub_qrels(name: str, config: str | None, qrels_name: str | None) -> dict[str, Any]:

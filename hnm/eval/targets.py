@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from hnm.errors import ConfigError, DataError
 
@@ -51,8 +51,30 @@ def run_config(folder: Path) -> DictConfig | None:
             cfg = OmegaConf.load(path)
             if not isinstance(cfg, DictConfig) or "data" not in cfg or "eval" not in cfg:
                 raise DataError(f"{path}: not the config of an hnm run (no data/eval keys)")
+            _only_hnm_targets(cfg, path)
             return cfg
     return None
+
+
+def _only_hnm_targets(cfg: DictConfig, path: Path) -> None:
+    """Refuse a run folder's config whose ``data``/``eval`` name code outside hnm: ``hnm eval``
+    instantiates them, and a folder from elsewhere must not choose what runs."""
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, DictConfig):
+            target = node.get("_target_") if "_target_" in node else None
+            if target is not None and not str(target).startswith("hnm."):
+                raise DataError(
+                    f"{path}: {key}._target_={str(target)!r} names code outside hnm; hnm eval "
+                    "only instantiates hnm's own classes from a run folder's config. Pass the "
+                    "dataset on the command line instead (eval.datasets=…)")
+            for k in node:
+                walk(node._get_node(k), f"{key}.{str(k)}")
+        elif isinstance(node, ListConfig):
+            for i in range(len(node)):
+                walk(node._get_node(i), f"{key}[{i}]")
+
+    for section in ("data", "eval"):
+        walk(cfg._get_node(section), section)
 
 
 def parse_model(value: Any) -> ModelSpec:

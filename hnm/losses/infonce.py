@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, check_range
 from hnm.losses.directions import check_knobs, direction_rows, directions_per_query
 from hnm.modules.context import ScoreContext
 
@@ -104,8 +104,8 @@ class InfoNCELoss:
                  symmetric_weight: float = 1.0,
                  directions: Sequence[str] = ("query_to_doc",), partition_mode: str = "joint",
                  hardness_mode: str | None = None, hardness_strength: float = 0.0) -> None:
-        if temperature <= 0:
-            raise ConfigError(f"loss.temperature must be > 0, got {temperature}")
+        check_range("loss.temperature", temperature, 0.0, low_open=True)
+        check_range("loss.symmetric_weight", symmetric_weight, 0.0)
         self.directions = check_knobs(directions, partition_mode, hardness_mode,
                                       hardness_strength)
         if symmetric and "doc_to_query" in self.directions:

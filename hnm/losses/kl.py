@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from hnm.errors import ConfigError, check_choice
+from hnm.errors import check_choice, check_range
 from hnm.losses.infonce import InfoNCELoss
 from hnm.losses.teacher import (
     CANDIDATE_CHOICES,
@@ -83,10 +83,9 @@ class KLDistillationLoss:
         check_choice("loss.candidates", candidates, CANDIDATE_CHOICES)
         for name, value in (("temperature", temperature),
                             ("teacher_temperature", teacher_temperature)):
-            if value <= 0:
-                raise ConfigError(f"loss.{name} must be > 0, got {value}")
-        if infonce_weight < 0:
-            raise ConfigError(f"loss.infonce_weight must be >= 0, got {infonce_weight}")
+            check_range(f"loss.{name}", value, 0.0, low_open=True)
+        check_range("loss.infonce_weight", infonce_weight, 0.0)
+        check_range("loss.teacher_batch_size", teacher_batch_size, 1)
         self.scorer = TeacherScorer(teacher, teacher_batch_size) if teacher is not None else None
         self.teacher_source = teacher_source
         self.candidates = candidates

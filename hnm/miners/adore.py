@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from hnm.encoders.embed import embed_fn
+from hnm.errors import check_range
 from hnm.miners.base import MinerBase
 from hnm.miners.filters import Pool, apply_filters, dropped_by_score
 from hnm.types import EmbedFn
@@ -59,6 +60,7 @@ class AdoreMiner(MinerBase):
     def __init__(self, batch_size: int = 64, sampling_strategy: str = "top",
                  **kwargs: Any) -> None:
         super().__init__(sampling_strategy=sampling_strategy, **kwargs)  # type: ignore[arg-type]
+        check_range("miner.batch_size", batch_size, 1)
         self.batch_size = int(batch_size)
         self._embed_query: EmbedFn | None = None
         self._doc_encoder: Any = None

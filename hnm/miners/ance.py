@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from hnm.encoders.embed import embed_fn
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, check_range
 from hnm.miners.base import Mined, MinerBase
 from hnm.types import EmbedFn
 
@@ -93,6 +93,7 @@ class AnceMiner(MinerBase):
         self.allow_no_refresh = bool(allow_no_refresh)
         self.async_refresh = bool(async_refresh)
         self.encode_chunk = int(encode_chunk)
+        check_range("miner.batch_size", batch_size, 1)
         self.batch_size = int(batch_size)
         self.refreshes = 0  # refresh calls (an asynchronous one may only start a pass)
         self._period: int | None = self.refresh_every_n_steps

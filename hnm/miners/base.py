@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hnm.data.dataset import RetrievalData, TrainPairs
-from hnm.errors import ConfigError, DataError, check_choice
+from hnm.errors import ConfigError, DataError, check_choice, check_range
 from hnm.miners.filters import FilterSettings, Pool, apply_filters, dropped_by_score
 from hnm.miners.telemetry import mining_telemetry, print_telemetry
 from hnm.types import EmbedFn
@@ -166,6 +166,7 @@ class MinerBase:
         if range_max is not None and int(range_max) <= int(range_min):
             raise ConfigError(f"miner.range_max ({range_max}) must be greater than "
                               f"miner.range_min ({range_min})")
+        check_range("miner.query_chunk", query_chunk, 1)
         self.num_negatives = int(num_negatives)
         self.range_min = int(range_min)
         self.range_max = int(range_max) if range_max is not None else None

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from hnm.errors import check_range
 from hnm.miners.base import Candidates, MinerBase
 from hnm.types import EmbedFn
 
@@ -41,6 +42,7 @@ class DenseStaticMiner(MinerBase):
     def __init__(self, encoder: Any = None, batch_size: int = 64, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.encoder = encoder
+        check_range("miner.batch_size", batch_size, 1)
         self.batch_size = int(batch_size)
 
     def frozen_models(self) -> list[Any]:

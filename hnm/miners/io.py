@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from hnm.errors import DataError
-from hnm.runinfo import claim
+from hnm.runinfo import atomic_path, claim, write_text
 
 Record = dict[str, Any]
 
@@ -46,20 +45,20 @@ def write_negatives(path: Path, records: Iterable[Mapping[str, Any]],
     if meta is not None:
         claim(meta_path(path), "a negatives metadata file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     rows = [dict(r) for r in records]
-    if is_parquet(path):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    with atomic_path(path) as tmp:
+        if is_parquet(path):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows), str(tmp))
-    else:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+            pq.write_table(pa.Table.from_pylist(rows), str(tmp))
+        else:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for r in rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
     if meta is not None:
-        meta_path(path).write_text(json.dumps(dict(meta), indent=2, sort_keys=True, default=str))
+        write_text(meta_path(path), json.dumps(dict(meta), indent=2, sort_keys=True,
+                                               default=str))
     return len(rows)
 
 
@@ -85,11 +84,17 @@ def read_negatives(path: Path) -> Iterator[tuple[str, Record]]:
             where = f"{path}, row {n}"
             yield where, check_record(row, where)
         return
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            where = f"{path}, line {n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{where}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
+                                f"column {err.start + 1}); expected JSON Lines, or a "
+                                ".parquet file") from None
             if not line.strip():
                 continue
-            where = f"{path}, line {n}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:

@@ -141,6 +141,7 @@ class TASBalancedSampler:
                                  ("n_candidates", n_candidates, 1), ("n_bins", n_bins, 1),
                                  ("refresh_every", refresh_every, 0),
                                  ("kmeans_iter", kmeans_iter, 1),
+                                 ("guide_batch_size", guide_batch_size, 1),
                                  ("n_clusters", 1 if n_clusters is None else n_clusters, 1)):
             if int(value) < low:
                 raise ConfigError(f"sampler.{name}={value!r} is not valid; expected >= {low}")

@@ -1,0 +1,83 @@
+"""Hydra's own errors (before hnm's code runs) as one paragraph for ``hnm`` to print.
+
+Hydra reports an unknown option (``+sampler=nosuch``), an unknown key (``trainer.nosuch=1``),
+an override it cannot parse, or an output folder it cannot create with its own text and exit
+status 1. :func:`hydra_message` turns them into hnm's form: what was given, what is valid, and
+exit status 2 (see :func:`hnm.cli.main`); None for anything else (a bug keeps its traceback).
+"""
+
+from __future__ import annotations
+
+import errno
+
+# a file-system failure that is the machine's or the user's, not a bug: reported in one
+# paragraph (exit 2) wherever it happens in a run
+DISK_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+               getattr(errno, "EDQUOT", errno.ENOSPC)}
+# and, while Hydra creates the run folder, a path that cannot be a folder
+RUN_DIR_ERRNOS = DISK_ERRNOS | {errno.ENOENT, errno.ENOTDIR, errno.EEXIST}
+
+
+def hydra_message(err: BaseException) -> str | None:
+    """The one-paragraph message for an error Hydra raised while composing the config or
+    setting up the run folder; None when it is not one of those."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        HydraException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, MissingConfigException):
+            return _missing_option(seen)
+        if isinstance(seen, (ConfigAttributeError, ConfigKeyError)) and getattr(
+                seen, "full_key", None):
+            return _unknown_key(seen)
+        if isinstance(seen, OverrideParseException):
+            first = str(seen.message).splitlines()[0] if seen.message else "cannot parse it"
+            return (f"the override {seen.override!r} is not valid: {first}. Write key=value "
+                    "(quote values with spaces or brackets, e.g. 'key=[a,b]')")
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(err, OSError) and err.errno in RUN_DIR_ERRNOS:
+        return os_message(err, "cannot create the run folder: ")
+    if isinstance(err, (ConfigCompositionException, HydraException)):
+        return " ".join(str(err).split())
+    return None
+
+
+def os_message(err: OSError, context: str = "") -> str:
+    """A file-system failure: which file, what happened, and what to do."""
+    where = err.filename or "a file of the run"
+    why = err.strerror or type(err).__name__
+    code = errno.errorcode.get(err.errno or 0, "")
+    full = err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    hint = ("the disk is full: free some space, or write the run elsewhere with "
+            "hydra.run.dir=DIR" if full else
+            "choose a folder you can write to with hydra.run.dir=DIR")
+    return f"{context}{where}: {why}{f' ({code})' if code else ''}; {hint}"
+
+
+def _missing_option(err: BaseException) -> str:
+    missing = str(getattr(err, "missing_cfg_file", "") or "")
+    options = list(getattr(err, "options", None) or [])
+    group, _, name = missing.rpartition("/")
+    if not options:
+        return " ".join(str(err).split("Config search path:")[0].split())
+    if not group:  # the primary config itself
+        return f"no config named {name!r}; expected one of: {', '.join(options)}"
+    return (f"{group}={name}: there is no option {name!r} in group {group!r}; valid choices: "
+            f"{', '.join(options)}")
+
+
+def _unknown_key(err: BaseException) -> str:
+    full_key = str(err.full_key)  # type: ignore[attr-defined]
+    parent = getattr(err, "parent_node", None)
+    valid = [str(k) for k in parent.keys() if not str(k).startswith("_")] \
+        if parent is not None and hasattr(parent, "keys") else []
+    where, _, key = full_key.rpartition(".")
+    scope = f"{where!r}" if where else "the config"
+    listed = f"; valid keys of {scope}: {', '.join(valid)}" if valid else ""
+    return f"{full_key}: there is no key {key!r} in {scope}{listed}. Check its spelling"

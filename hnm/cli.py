@@ -39,6 +39,30 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def expand_resume(argv: list[str]) -> list[str]:
+    """``hnm train resume=<run folder or its .ckpt>``: the run's own overrides (from its
+    ``.hydra/overrides.yaml``) first, then the user's, and the run folder as the output folder,
+    so the resumed run continues in place with the configuration it started with."""
+    given = [a for a in argv if a.startswith("resume=")]
+    if not given:
+        return argv
+    target = Path(given[-1].split("=", 1)[1]).expanduser()
+    folder = target if target.is_dir() else target.parent.parent
+    saved = folder / ".hydra" / "overrides.yaml"
+    if not saved.is_file() or any(a.startswith("hydra.run.dir=") for a in argv):
+        return argv  # a bare .ckpt, or the user chose the folder: their overrides only
+    import yaml
+
+    try:
+        old = yaml.safe_load(saved.read_text(encoding="utf-8")) or []
+    except (OSError, yaml.YAMLError):
+        return argv
+    keep = [str(o) for o in old if not str(o).startswith(("resume=", "hydra.run.dir="))]
+    mine = {a.split("=", 1)[0] for a in argv if "=" in a}
+    keep = [o for o in keep if o.split("=", 1)[0] not in mine]
+    return [*keep, *argv, f"hydra.run.dir={folder}"]
+
+
 def _load(target: str) -> Callable[[], None]:
     import importlib
 
@@ -71,6 +95,8 @@ def _main(argv: list[str] | None) -> None:
               file=sys.stderr)
         print(usage(), file=sys.stderr)
         raise SystemExit(2)
+    if sub == "train":
+        argv = expand_resume(argv)
     sys.argv = [f"hnm {sub}", *argv]
     _run(SUBCOMMANDS[sub][0])
 

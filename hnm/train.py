@@ -18,8 +18,10 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from hnm import checkpoint as ckpt_io
 from hnm.cache import EmbeddingCache, activate, frozen_embed_fn
 from hnm.cache import from_config as cache_from_config
+from hnm.callbacks.checkpoint import RunCheckpoint, StopRequest, interrupts
 from hnm.callbacks.curve import TrainCurve
 from hnm.callbacks.progress import progress_lines
 from hnm.callbacks.refresh import MinerRefresh, SamplerRefresh
@@ -34,7 +36,15 @@ from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
 from hnm.modules.telemetry import time_split
 from hnm.report import before_after_table, print_table
-from hnm.runinfo import atomic_path, claim, run_dir, sweep_info, write_json, write_text
+from hnm.runinfo import (
+    atomic_path,
+    claim,
+    run_dir,
+    sweep_info,
+    write_json,
+    write_status,
+    write_text,
+)
 from hnm.strategy_report import check_can_act, effect_metrics, warn_no_effect
 from hnm.types import ConfiguresModule, EmbedFn, ProvidesMiner, SavesModels
 
@@ -122,6 +132,11 @@ class Run:
     # through the embedding cache; ``embed`` (current weights, never cached) serves the rest
     start_embed: EmbedFn | None = None
     cache: EmbeddingCache | None = None
+    # resume=…: the checkpoint file and its hnm state (None for a fresh run)
+    resume_path: Path | None = None
+    resume_state: dict[str, Any] | None = None
+    checkpoints: RunCheckpoint | None = None
+    stop: StopRequest = field(default_factory=StopRequest)
 
     def parts(self) -> dict[str, Any]:
         """Configured strategies by report name: ``sampler``, ``miner``, ``negatives/<name>``,
@@ -143,6 +158,14 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     t_start = time.perf_counter()
     out = run_dir()
     claim(out / "metrics.json", "metrics.json")
+    resume_path, resume_ckpt = None, None
+    if cfg.get("resume"):
+        resume_path = ckpt_io.resolve(cfg.resume)
+        resume_ckpt = ckpt_io.load(resume_path)
+        ckpt_io.check_compatible(resume_path, resume_ckpt, cfg)
+    if env_rank() == 0:
+        write_status(out, "running", **({"resumed_from": str(resume_path)} if resume_path
+                                        else {}))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     config = resolved(cfg)
 
@@ -183,14 +206,23 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     callbacks: list[L.Callback] = [sampler_refresh]
     if miner is not None:
         callbacks.append(MinerRefresh(miner, cfg.eval.batch_size))
-    callbacks.append(TrainCurve(out / "train_curve.csv"))
-    callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0))
+    curve = TrainCurve(out / "train_curve.csv")
+    if resume_ckpt is not None:
+        curve.resume_step = int(resume_ckpt["hnm"]["position"]["global_step"])
+    callbacks.append(curve)
+    stop = StopRequest()
+    ck = dict(cfg.get("checkpoint") or {})
+    checkpoints = RunCheckpoint(out / "checkpoints", state=None,
+                                every_n_steps=ck.get("every_n_steps", 1000),
+                                every_minutes=ck.get("every_minutes", 30.0),
+                                keep=ck.get("keep", 2), request=stop)
+    callbacks.append(checkpoints)
     lines = progress_lines(cfg.get("progress"), cfg.trainer)  # logs that are not a terminal
     if lines is not None:
         callbacks.append(lines)
     trainer: L.Trainer = instantiate(cfg.trainer, "trainer", _partial_=True)(
         logger=loggers or False, callbacks=callbacks, default_root_dir=str(out),
+        enable_checkpointing=False,  # RunCheckpoint writes them (atomically, with hnm's state)
         **({"enable_progress_bar": False} if lines is not None else {}))
     run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, miner=miner,
               strategies=strategies, strategy_names=list(named), evaluator=evaluator,
@@ -198,7 +230,11 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
               loggers=loggers, trainer=trainer, sampler_refresh=sampler_refresh,
               t_start=t_start, miner_from_sampler=from_sampler and miner is not None,
               start_embed=frozen_embed_fn(encoder, cfg.eval.batch_size),
-              cache=cache_from_config(cfg.get("cache"), cfg.paths.cache_dir))
+              cache=cache_from_config(cfg.get("cache"), cfg.paths.cache_dir),
+              resume_path=resume_path,
+              resume_state=None if resume_ckpt is None else resume_ckpt["hnm"],
+              checkpoints=checkpoints, stop=stop)
+    checkpoints.state = lambda batches_done: ckpt_io.run_state(run, batches_done)
     check_can_act(run.parts(), trainer, len(dm.batch_sampler))
     return run
 
@@ -207,6 +243,9 @@ def prepare(run: Run) -> None:
     """Before training: the zero-shot evaluation (rank 0) and the miner's first mining, both
     with the starting weights (served from the embedding cache where it holds them)."""
     cfg, embed = run.cfg, run.start_embed or run.embed
+    if run.resume_state is not None:  # resumed: the parts' state replaces the first mining
+        restore_resumed(run)
+        return
     if cfg.eval.zero_shot and env_rank() == 0:  # other DDP ranks: nothing to report
         t0 = time.perf_counter()
         run.metrics.update(run.evaluator(embed, embed, "zero_shot"))
@@ -221,18 +260,62 @@ def prepare(run: Run) -> None:
     run.module.timings["mine_s"] = run.timings.get("time/mine_s", 0.0)  # in time/refresh_frac
 
 
+def restore_resumed(run: Run) -> None:
+    """A resumed run: every part back to the checkpoint's state, the epoch's first batches
+    (those already trained on) to be skipped, the random generators set when training
+    starts again."""
+    state = run.resume_state
+    assert state is not None
+    ckpt_io.restore_parts(run, state)
+    done = int(state["position"]["batches_done"])
+    if done < len(run.dm.batch_sampler):  # mid-epoch (at its end Lightning moves on)
+        sampler_state = state["parts"]["sampler"]
+        sampler = ckpt_io.parts_of(run)["sampler"]
+        run.dm.skip_first(done, after=lambda: ckpt_io.restore(sampler, sampler_state))
+    assert run.checkpoints is not None
+    run.checkpoints.restore_rng = state["rng"]
+    log.info("resuming from %s: epoch %d, %d batches of it done, step %d", run.resume_path,
+             state["position"]["epoch"], done, state["position"]["global_step"])
+
+
 def fit(run: Run) -> None:
-    """``trainer.fit`` (from ``cfg.resume`` when set)."""
-    resume = run.cfg.get("resume")
-    if resume and not Path(str(resume)).expanduser().is_file():
-        raise ConfigError(f"resume={resume}: no such checkpoint file")
+    """``trainer.fit`` (from the checkpoint when resuming); Ctrl-C and SIGTERM save a
+    checkpoint and stop (:func:`interrupted`)."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     prepare_relaunch(run.trainer)  # DDP: the other ranks re-run this very job
     t0 = time.perf_counter()
-    run.trainer.fit(run.module, datamodule=run.dm,
-                    ckpt_path=str(Path(str(resume)).expanduser()) if resume else None)
+    try:
+        with interrupts(run.stop):
+            run.trainer.fit(run.module, datamodule=run.dm, ckpt_path=None if
+                            run.resume_path is None else str(run.resume_path))
+    except SIGTERMException:
+        run.stop.signum = run.stop.signum or 15
     run.timings["time/fit_s"] = time.perf_counter() - t0
+    if run.stop.signum is not None:
+        interrupted(run)
     finish_relaunch()  # DDP launcher: close the process group before the next job of a sweep
     run.timings.update({f"time/{k}": v for k, v in time_split(run.module.timings).items()})
+
+
+def interrupted(run: Run) -> None:
+    """Stopped by a signal: the checkpoint is written; say how to continue and exit 128+N."""
+    import shlex
+    import signal
+    import sys
+
+    signum = int(run.stop.signum or signal.SIGTERM)
+    name = signal.Signals(signum).name
+    command = f"hnm train resume={shlex.quote(str(run.out))}"
+    if run.trainer.is_global_zero:
+        saved = run.checkpoints.interrupted_at if run.checkpoints else None
+        write_status(run.out, "interrupted", signal=name, step=int(run.trainer.global_step),
+                     checkpoint=str(saved) if saved else None, resume=command)
+        print(f"\nhnm: {name} at step {run.trainer.global_step}: checkpoint "
+              f"{saved or '(none: stopped before the first step)'}; continue with:\n"
+              f"{command}", file=sys.stderr, flush=True)
+    finish_relaunch()
+    raise SystemExit(128 + signum)
 
 
 def report(run: Run) -> float:
@@ -271,6 +354,7 @@ def report(run: Run) -> float:
     print_table(before_after_table(metrics, run.data.name, split=str(cfg.data.eval_split)))
     warn_no_effect(effects, list(run.parts()))
     print(f"run folder: {out}")
+    write_status(out, "finished")
     run.finished = True
     key = str(cfg.optimize_metric)
     if "/" not in key:

@@ -36,15 +36,32 @@ class TrainCurve(L.Callback):
         self._t0 = 0.0
         self._last_step = -1
         self._lr = float("nan")
+        # a resumed run: the step of its checkpoint; rows after it (trained on after the
+        # checkpoint, before the run was killed) are dropped, and the file continues
+        self.resume_step: int | None = None
+
+    def _continue(self, step: int) -> None:
+        with open(self.path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(kept)
+        tmp.replace(self.path)
+        self._file = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        claim(self.path, self.path.name)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(COLUMNS)
+        if self.resume_step is not None and self.path.is_file():
+            self._continue(self.resume_step)
+        else:
+            claim(self.path, self.path.name)
+            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(COLUMNS)
         self._t0 = time.perf_counter()
         self._last_step = trainer.global_step  # 0, or the step a resumed run starts at
 

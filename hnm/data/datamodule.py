@@ -69,6 +69,13 @@ class RetrievalDataModule(L.LightningDataModule):
         # called with (trainer, module) in train_dataloader, before Lightning builds the first
         # batch iterator: whatever shapes the first batches must be computed here
         self.before_first_batches: list[Callable[[Any, Any], None]] = []
+        self._skip: tuple[int, Callable[[], None] | None] = (0, None)
+
+    def skip_first(self, batches: int, after: Callable[[], None] | None = None) -> None:
+        """A resumed run: the next epoch iterator starts after its first ``batches`` batches
+        (trained on before the checkpoint), then calls ``after`` (which puts the sampler's
+        counters back to the checkpoint's)."""
+        self._skip = (int(batches), after)
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
@@ -99,5 +106,30 @@ class RetrievalDataModule(L.LightningDataModule):
         self._shard_for_devices()
         for prepare in self.before_first_batches:
             prepare(self.trainer, self.trainer.lightning_module)
-        return DataLoader(_PairIndex(self.pairs), batch_sampler=self.batch_sampler,  # type: ignore[arg-type]
+        sampler: Any = self.batch_sampler
+        if self._skip[0]:
+            sampler = _SkipFirst(self.batch_sampler, *self._skip)
+            self._skip = (0, None)
+        return DataLoader(_PairIndex(self.pairs), batch_sampler=sampler,
                           collate_fn=PairCollator(self.pairs), num_workers=self.num_workers)
+
+
+class _SkipFirst:
+    """The sampler's batches, without the first ``n`` of the first epoch iterated (a resumed
+    epoch); its length stays the epoch's (Lightning counts the skipped ones as done)."""
+
+    def __init__(self, sampler: Any, n: int, after: Callable[[], None] | None) -> None:
+        self.sampler, self.n, self.after = sampler, n, after
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Any:
+        it = iter(self.sampler)
+        if self.n:
+            for _ in range(self.n):
+                next(it)
+            self.n = 0
+            if self.after is not None:
+                self.after()
+        yield from it

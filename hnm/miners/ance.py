@@ -99,7 +99,7 @@ class AnceMiner(MinerBase):
         self._period: int | None = self.refresh_every_n_steps
         self._served["refreshes"] = 0
         self._module: Any = None
-        self._job: _Job | None = None
+        self._job: _Job | _Done | None = None
 
     def configure_module(self, module: Any) -> None:
         """Remember the training module, whose encoders the asynchronous refresh snapshots."""
@@ -195,6 +195,13 @@ class AnceMiner(MinerBase):
             self._job.cancel()
             self._job = None
 
+    def settle(self) -> None:
+        """Before a checkpoint: wait for a background refresh in progress and keep its pass
+        (to be put in use at the next refresh, as it would have been), so that the miner's
+        state is plain values (:class:`hnm.state.Settles`)."""
+        if isinstance(self._job, _Job):
+            self._job = _Done(self._job.finish())
+
     def _snapshot(self) -> list[Any]:
         """Frozen copies of the module's current query and document encoders (one model when
         they are the same; a frozen document encoder is used as it is)."""
@@ -259,6 +266,20 @@ class _Job:
     def cancel(self) -> None:
         self._cancel.set()
         self._thread.join()
+
+
+class _Done:
+    """A background pass that finished before a checkpoint (or was restored from one)."""
+
+    def __init__(self, mined: Mined | None) -> None:
+        self.mined = mined
+        self.models: list[Any] = []
+
+    def finish(self) -> Mined | None:
+        return self.mined
+
+    def cancel(self) -> None:
+        pass
 
 
 class _Cancelled(Exception):

@@ -1,0 +1,230 @@
+"""The state of a run's parts as plain values, for checkpoints loaded with ``weights_only=True``.
+
+Every strategy part (batch sampler, miner, negatives strategies, loss, the module's own
+counters and the callbacks) keeps what shapes the rest of the run in its attributes: clusters,
+this epoch's random batches, mined pools, refresh schedules, queues, loss histories, effect
+counters, generators. :func:`capture` turns a part's attributes into plain values (numbers,
+strings, tensors, lists, tuples, dicts), and :func:`restore` sets them back, so a part does
+not need code of its own to be resumed. A part that implements
+:class:`~hnm.types.Stateful` is asked for its ``state_dict()`` instead.
+
+What is captured, attribute by attribute:
+
+- numbers, strings, ``None``, tensors (cloned), numpy arrays (as tensors, or lists for string
+  and object arrays), and lists, tuples, sets and dicts of these;
+- numpy and Python random generators (their state), torch generators (their state);
+- an ``nn.Module`` the part owns (a momentum or key encoder, AR2's ranker) by its state dict,
+  unless it is part of the training module, whose weights the checkpoint holds already;
+- an object of hnm's own classes (a pool of mined negatives, a filter's settings) by its
+  attributes, recursively, with its class name (only classes under ``hnm.`` are rebuilt).
+
+Everything else (the training data, embed functions, threads, locks, loggers, the trainer) is
+left out: it is rebuilt from the configuration, not restored. Names left out are listed in
+``__skipped__``, which tests use to see that nothing that matters was dropped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from hnm.types import Stateful
+
+
+@runtime_checkable
+class Settles(Protocol):
+    """A part with background work (ANCE's asynchronous refresh): ``settle()`` finishes it and
+    leaves its result in the part's attributes, before a checkpoint captures them."""
+
+    def settle(self) -> None: ...
+
+_PLAIN = (type(None), bool, int, float, str, bytes)
+_SKIP = object()
+_MAX_DEPTH = 6
+
+
+def held_elsewhere(modules: Iterable[torch.nn.Module], *objects: Any) -> set[int]:
+    """Ids for :func:`capture`'s ``skip``: every submodule, parameter and buffer of
+    ``modules`` (the training module: its weights are in the checkpoint) and ``objects``
+    (the data, the trainer, the module itself: rebuilt, not restored)."""
+    out = {id(o) for o in objects if o is not None}
+    for root in modules:
+        out |= {id(m) for m in root.modules()}
+        out |= {id(t) for t in (*root.parameters(), *root.buffers())}
+    return out
+
+
+def _encode(value: Any, skip: set[int], depth: int) -> Any:
+    """``value`` as plain values, or ``_SKIP`` when it is not state."""
+    if isinstance(value, _PLAIN):
+        return value
+    if depth > _MAX_DEPTH or id(value) in skip:
+        return _SKIP
+    if isinstance(value, torch.nn.Parameter) or (isinstance(value, torch.Tensor)
+                                                  and id(value) in skip):
+        return _SKIP  # the module's own weights: in the checkpoint already
+    if isinstance(value, torch.Tensor):
+        return {"__tensor__": value.detach().cpu().clone()}
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biufc":
+            return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value).copy()),
+                    "dtype": str(value.dtype)}
+        return {"__ndarray_list__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.random.Generator):
+        return {"__np_generator__": value.bit_generator.state,
+                "bit_generator": type(value.bit_generator).__name__}
+    if isinstance(value, np.random.RandomState):
+        return {"__np_randomstate__": _encode(value.get_state(), skip, depth + 1)}
+    if isinstance(value, random.Random):
+        return {"__py_random__": value.getstate()}
+    if isinstance(value, torch.Generator):
+        return {"__torch_generator__": value.get_state()}
+    if isinstance(value, torch.nn.Module):
+        if id(value) in skip:
+            return _SKIP
+        return {"__module_state__": {k: v.detach().cpu().clone()
+                                     for k, v in value.state_dict().items()},
+                "training": value.training}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_encode(v, skip, depth + 1) for v in value]
+        if any(i is _SKIP for i in items):
+            return _SKIP
+        if isinstance(value, (set, frozenset)):
+            return {"__set__": items}
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, (*_PLAIN, tuple)):
+                return _SKIP
+            enc = _encode(v, skip, depth + 1)
+            if enc is _SKIP:
+                return _SKIP
+            out[k] = enc
+        return {"__dict__": out}
+    if type(value).__module__.startswith("hnm.") and hasattr(value, "__dict__"):
+        return {"__object__": f"{type(value).__module__}:{type(value).__qualname__}",
+                "attrs": capture(value, skip, depth + 1)}
+    return _SKIP
+
+
+def capture(part: Any, skip: set[int] | None = None, depth: int = 0,
+            exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The plain state of ``part`` (see the module's docstring); ``skip``: ids of objects the
+    checkpoint holds elsewhere or that are rebuilt from the configuration (the training
+    module's weights, the data); ``exclude``: attribute names a part handles itself."""
+    skip = set() if skip is None else skip
+    if isinstance(part, Stateful) and depth == 0:
+        return {"__stateful__": part.state_dict()}
+    names = {k: v for k, v in (vars(part) if hasattr(part, "__dict__") else {}).items()
+             if k not in set(exclude)}
+    out: dict[str, Any] = {}
+    skipped = []
+    for name, value in names.items():
+        if name in ("_modules", "_parameters", "_buffers") or name.startswith("__"):
+            continue
+        enc = _encode(value, skip, depth)
+        if enc is _SKIP:
+            skipped.append(name)
+        else:
+            out[name] = enc
+    out["__skipped__"] = sorted(skipped)
+    return out
+
+
+def _decode(value: Any, current: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, None) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_decode(v, None) for v in value)
+    if not isinstance(value, dict):
+        return value
+    if "__tensor__" in value:
+        return value["__tensor__"].clone()
+    if "__ndarray__" in value:
+        return value["__ndarray__"].numpy().astype(value["dtype"], copy=True)
+    if "__ndarray_list__" in value:
+        return np.array(value["__ndarray_list__"], dtype=value["dtype"])
+    if "__np_generator__" in value:
+        gen = current if isinstance(current, np.random.Generator) else np.random.Generator(
+            getattr(np.random, value["bit_generator"])())
+        gen.bit_generator.state = value["__np_generator__"]
+        return gen
+    if "__np_randomstate__" in value:
+        rs = current if isinstance(current, np.random.RandomState) else np.random.RandomState()
+        rs.set_state(_decode(value["__np_randomstate__"], None))
+        return rs
+    if "__py_random__" in value:
+        rnd = current if isinstance(current, random.Random) else random.Random()
+        rnd.setstate(value["__py_random__"])
+        return rnd
+    if "__torch_generator__" in value:
+        gen = current if isinstance(current, torch.Generator) else torch.Generator()
+        gen.set_state(value["__torch_generator__"])
+        return gen
+    if "__module_state__" in value:
+        if not isinstance(current, torch.nn.Module):
+            raise ValueError("a saved model state with no model to load it into")
+        current.load_state_dict(value["__module_state__"])
+        current.train(bool(value.get("training", False)))
+        return current
+    if "__set__" in value:
+        return {_decode(v, None) for v in value["__set__"]}
+    if "__dict__" in value:
+        old = current if isinstance(current, dict) else {}
+        return {k: _decode(v, old.get(k)) for k, v in value["__dict__"].items()}
+    if "__object__" in value:
+        obj = current
+        mod, qual = value["__object__"].split(":")
+        if obj is None or f"{type(obj).__module__}:{type(obj).__qualname__}" != value["__object__"]:
+            if not mod.startswith("hnm."):
+                raise ValueError(f"refusing to rebuild {value['__object__']}: not hnm's own")
+            cls: Any = importlib.import_module(mod)
+            for name in qual.split("."):
+                cls = getattr(cls, name)
+            obj = cls.__new__(cls)
+        restore(obj, value["attrs"])
+        return obj
+    return value
+
+
+def restore(part: Any, state: dict[str, Any]) -> None:
+    """Set ``part``'s attributes back to what :func:`capture` recorded (objects and models
+    that exist already are restored in place)."""
+    if "__stateful__" in state:
+        part.load_state_dict(state["__stateful__"])
+        return
+    for name, value in state.items():
+        if name == "__skipped__":
+            continue
+        setattr(part, name, _decode(value, getattr(part, name, None)))
+
+
+# -- the process's random generators ---------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """torch's (CPU and CUDA), numpy's global and Python's generators."""
+    np_state = np.random.get_state()
+    out: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -288,7 +288,8 @@ def fit(run: Run) -> None:
     try:
         with interrupts(run.stop):
             run.trainer.fit(run.module, datamodule=run.dm, ckpt_path=None if
-                            run.resume_path is None else str(run.resume_path))
+                            run.resume_path is None else str(run.resume_path),
+                            weights_only=True)  # a checkpoint never runs code
     except SIGTERMException:
         run.stop.signum = run.stop.signum or 15
     run.timings["time/fit_s"] = time.perf_counter() - t0

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from hnm.errors import ConfigError
-from hnm.state import Settles, capture, held_elsewhere, restore, rng_state, set_rng_state
+from hnm.state import Settles, capture, held_elsewhere, restore, rng_state
 
 FORMAT = 1
 # keys a resumed run may change: they do not shape what it computes
@@ -43,9 +43,22 @@ def parts_of(run: Any) -> dict[str, Any]:
     return out
 
 
+def _objects(run: Any) -> dict[str, Any]:
+    """The run's own objects that parts refer to (rebuilt from the configuration, never
+    copied into a checkpoint)."""
+    out = {"module": run.module, "data": run.data, "pairs": run.pairs, "dm": run.dm,
+           "trainer": run.trainer, "evaluator": run.evaluator, "encoder": run.encoder}
+    if run.module.doc_encoder is not None:
+        out["doc_encoder"] = run.module.doc_encoder
+    return out
+
+
 def _skip(run: Any) -> set[int]:
-    return held_elsewhere([run.module], run.module, run.data, run.pairs, run.dm, run.trainer,
-                          run.evaluator, run.encoder)
+    return held_elsewhere([run.module], *_objects(run).values())
+
+
+def _refs(run: Any) -> dict[int, str]:
+    return {id(obj): name for name, obj in _objects(run).items()}
 
 
 def run_state(run: Any, batches_done: int) -> dict[str, Any]:
@@ -58,7 +71,7 @@ def run_state(run: Any, batches_done: int) -> dict[str, Any]:
     module = run.module
     return {
         "format": FORMAT,
-        "parts": {name: capture(part, skip) for name, part in parts.items()},
+        "parts": {name: capture(part, skip, refs=_refs(run)) for name, part in parts.items()},
         "module": {"timings": dict(module.timings),
                    "optimizer_steps_seen": int(module._optimizer_steps_seen)},
         "rng": rng_state(),
@@ -77,15 +90,16 @@ def restore_parts(run: Any, state: dict[str, Any]) -> None:
         raise ConfigError(f"the checkpoint holds parts this run does not have: {missing}")
     for name, part in parts.items():
         if name in state["parts"]:
-            restore(part, state["parts"][name])
+            restore(part, state["parts"][name], _objects(run))
     run.module.timings.update(state["module"]["timings"])
     run.module._optimizer_steps_seen = state["module"]["optimizer_steps_seen"]
     run.metrics.update(state["run"]["metrics"])
     run.timings.update(state["run"]["timings"])
 
 
-def restore_rng(state: dict[str, Any]) -> None:
-    set_rng_state(state["rng"])
+def restore_sampler(run: Any, state: dict[str, Any]) -> None:
+    """The batch sampler alone back to ``state`` (after a resumed epoch's skipped batches)."""
+    restore(parts_of(run)["sampler"], state["parts"]["sampler"], _objects(run))
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import random
+from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,7 +45,24 @@ class Settles(Protocol):
     def settle(self) -> None: ...
 
 _PLAIN = (type(None), bool, int, float, str, bytes)
+
+
+class _NoTarget(Exception):
+    """A saved model whose part has not built it yet: the attribute is left as it is."""
+
+
+def _own_state_dict(part: Any) -> bool:
+    """A part with a ``state_dict`` of its own (:class:`~hnm.types.Stateful`), not the one
+    every ``nn.Module`` and Lightning callback inherits (which misses plain attributes)."""
+    import lightning as L
+
+    if not isinstance(part, Stateful):
+        return False
+    inherited = {torch.nn.Module.state_dict, L.Callback.state_dict}
+    return getattr(type(part), "state_dict", None) not in inherited
 _SKIP = object()
+# what every nn.Module keeps (hooks, registries, its mode): never a part's own state
+_MODULE_INTERNALS = set(vars(torch.nn.Module())) | {"_modules", "_parameters", "_buffers"}
 _MAX_DEPTH = 6
 
 
@@ -59,10 +77,12 @@ def held_elsewhere(modules: Iterable[torch.nn.Module], *objects: Any) -> set[int
     return out
 
 
-def _encode(value: Any, skip: set[int], depth: int) -> Any:
+def _encode(value: Any, skip: set[int], depth: int, refs: dict[int, str]) -> Any:
     """``value`` as plain values, or ``_SKIP`` when it is not state."""
     if isinstance(value, _PLAIN):
         return value
+    if id(value) in refs:  # one of the run's own objects: restored as a reference to it
+        return {"__ref__": refs[id(value)]}
     if depth > _MAX_DEPTH or id(value) in skip:
         return _SKIP
     if isinstance(value, torch.nn.Parameter) or (isinstance(value, torch.Tensor)
@@ -81,7 +101,7 @@ def _encode(value: Any, skip: set[int], depth: int) -> Any:
         return {"__np_generator__": value.bit_generator.state,
                 "bit_generator": type(value.bit_generator).__name__}
     if isinstance(value, np.random.RandomState):
-        return {"__np_randomstate__": _encode(value.get_state(), skip, depth + 1)}
+        return {"__np_randomstate__": _encode(value.get_state(), skip, depth + 1, refs)}
     if isinstance(value, random.Random):
         return {"__py_random__": value.getstate()}
     if isinstance(value, torch.Generator):
@@ -92,45 +112,51 @@ def _encode(value: Any, skip: set[int], depth: int) -> Any:
         return {"__module_state__": {k: v.detach().cpu().clone()
                                      for k, v in value.state_dict().items()},
                 "training": value.training}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = [_encode(v, skip, depth + 1) for v in value]
+    if isinstance(value, (list, tuple, set, frozenset, deque)):
+        items = [_encode(v, skip, depth + 1, refs) for v in value]
         if any(i is _SKIP for i in items):
             return _SKIP
         if isinstance(value, (set, frozenset)):
             return {"__set__": items}
+        if isinstance(value, deque):
+            return {"__deque__": items, "maxlen": value.maxlen}
         return items if isinstance(value, list) else tuple(items)
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if not isinstance(k, (*_PLAIN, tuple)):
                 return _SKIP
-            enc = _encode(v, skip, depth + 1)
+            enc = _encode(v, skip, depth + 1, refs)
             if enc is _SKIP:
                 return _SKIP
             out[k] = enc
         return {"__dict__": out}
     if type(value).__module__.startswith("hnm.") and hasattr(value, "__dict__"):
         return {"__object__": f"{type(value).__module__}:{type(value).__qualname__}",
-                "attrs": capture(value, skip, depth + 1)}
+                "attrs": capture(value, skip, depth + 1, refs=refs)}
     return _SKIP
 
 
 def capture(part: Any, skip: set[int] | None = None, depth: int = 0,
-            exclude: Iterable[str] = ()) -> dict[str, Any]:
+            exclude: Iterable[str] = (), refs: dict[int, str] | None = None) -> dict[str, Any]:
     """The plain state of ``part`` (see the module's docstring); ``skip``: ids of objects the
     checkpoint holds elsewhere or that are rebuilt from the configuration (the training
-    module's weights, the data); ``exclude``: attribute names a part handles itself."""
+    module's weights, the data); ``exclude``: attribute names a part handles itself;
+    ``refs``: id -> name of the run's own objects (the data, the training module) that parts
+    refer to, kept as references and set back by :func:`restore` from its ``objects``."""
     skip = set() if skip is None else skip
-    if isinstance(part, Stateful) and depth == 0:
+    refs = {} if refs is None else refs
+    if depth == 0 and _own_state_dict(part):
         return {"__stateful__": part.state_dict()}
     names = {k: v for k, v in (vars(part) if hasattr(part, "__dict__") else {}).items()
              if k not in set(exclude)}
     out: dict[str, Any] = {}
     skipped = []
+    internals = _MODULE_INTERNALS if isinstance(part, torch.nn.Module) else set()
     for name, value in names.items():
-        if name in ("_modules", "_parameters", "_buffers") or name.startswith("__"):
+        if name in internals or name.startswith("__"):
             continue
-        enc = _encode(value, skip, depth)
+        enc = _encode(value, skip, depth, refs)
         if enc is _SKIP:
             skipped.append(name)
         else:
@@ -139,13 +165,19 @@ def capture(part: Any, skip: set[int] | None = None, depth: int = 0,
     return out
 
 
-def _decode(value: Any, current: Any) -> Any:
+def _decode(value: Any, current: Any, objects: dict[str, Any]) -> Any:
     if isinstance(value, list):
-        return [_decode(v, None) for v in value]
+        old = current if isinstance(current, list) and len(current) == len(value) else None
+        return [_decode(v, None if old is None else old[i], objects)
+                for i, v in enumerate(value)]
     if isinstance(value, tuple):
-        return tuple(_decode(v, None) for v in value)
+        return tuple(_decode(v, None, objects) for v in value)
     if not isinstance(value, dict):
         return value
+    if "__ref__" in value:
+        if value["__ref__"] not in objects:
+            raise ValueError(f"a reference to the run's {value['__ref__']!r}, which is unknown")
+        return objects[value["__ref__"]]
     if "__tensor__" in value:
         return value["__tensor__"].clone()
     if "__ndarray__" in value:
@@ -159,7 +191,7 @@ def _decode(value: Any, current: Any) -> Any:
         return gen
     if "__np_randomstate__" in value:
         rs = current if isinstance(current, np.random.RandomState) else np.random.RandomState()
-        rs.set_state(_decode(value["__np_randomstate__"], None))
+        rs.set_state(_decode(value["__np_randomstate__"], None, objects))
         return rs
     if "__py_random__" in value:
         rnd = current if isinstance(current, random.Random) else random.Random()
@@ -171,15 +203,18 @@ def _decode(value: Any, current: Any) -> Any:
         return gen
     if "__module_state__" in value:
         if not isinstance(current, torch.nn.Module):
-            raise ValueError("a saved model state with no model to load it into")
+            raise _NoTarget  # built later by its part (a lazily made key encoder)
         current.load_state_dict(value["__module_state__"])
         current.train(bool(value.get("training", False)))
         return current
+    if "__deque__" in value:
+        return deque((_decode(v, None, objects) for v in value["__deque__"]),
+                     maxlen=value["maxlen"])
     if "__set__" in value:
-        return {_decode(v, None) for v in value["__set__"]}
+        return {_decode(v, None, objects) for v in value["__set__"]}
     if "__dict__" in value:
         old = current if isinstance(current, dict) else {}
-        return {k: _decode(v, old.get(k)) for k, v in value["__dict__"].items()}
+        return {k: _decode(v, old.get(k), objects) for k, v in value["__dict__"].items()}
     if "__object__" in value:
         obj = current
         mod, qual = value["__object__"].split(":")
@@ -190,21 +225,26 @@ def _decode(value: Any, current: Any) -> Any:
             for name in qual.split("."):
                 cls = getattr(cls, name)
             obj = cls.__new__(cls)
-        restore(obj, value["attrs"])
+        restore(obj, value["attrs"], objects)
         return obj
     return value
 
 
-def restore(part: Any, state: dict[str, Any]) -> None:
+def restore(part: Any, state: dict[str, Any], objects: dict[str, Any] | None = None) -> None:
     """Set ``part``'s attributes back to what :func:`capture` recorded (objects and models
-    that exist already are restored in place)."""
-    if "__stateful__" in state:
+    that exist already are restored in place; references to the run's own objects are set to
+    ``objects[name]``)."""
+    objects = {} if objects is None else objects
+    if "__stateful__" in state and _own_state_dict(part):
         part.load_state_dict(state["__stateful__"])
         return
     for name, value in state.items():
         if name == "__skipped__":
             continue
-        setattr(part, name, _decode(value, getattr(part, name, None)))
+        try:
+            setattr(part, name, _decode(value, getattr(part, name, None), objects))
+        except _NoTarget:  # its part rebuilds it (and restores it from its own extra state)
+            continue
 
 
 # -- the process's random generators ---------------------------------------------------------

@@ -235,6 +235,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
               resume_state=None if resume_ckpt is None else resume_ckpt["hnm"],
               checkpoints=checkpoints, stop=stop)
     checkpoints.state = lambda batches_done: ckpt_io.run_state(run, batches_done)
+    module.after_batch.append(checkpoints.after_batch)
     check_can_act(run.parts(), trainer, len(dm.batch_sampler))
     return run
 
@@ -269,9 +270,7 @@ def restore_resumed(run: Run) -> None:
     ckpt_io.restore_parts(run, state)
     done = int(state["position"]["batches_done"])
     if done < len(run.dm.batch_sampler):  # mid-epoch (at its end Lightning moves on)
-        sampler_state = state["parts"]["sampler"]
-        sampler = ckpt_io.parts_of(run)["sampler"]
-        run.dm.skip_first(done, after=lambda: ckpt_io.restore(sampler, sampler_state))
+        run.dm.skip_first(done, after=lambda: ckpt_io.restore_sampler(run, state))
     assert run.checkpoints is not None
     run.checkpoints.restore_rng = state["rng"]
     log.info("resuming from %s: epoch %d, %d batches of it done, step %d", run.resume_path,

@@ -3,10 +3,14 @@
 :class:`RunCheckpoint` replaces Lightning's ``ModelCheckpoint``: every
 ``checkpoint.every_n_steps`` optimizer steps and every ``checkpoint.every_minutes`` minutes
 (whichever comes first), at the end of training, and when the run is interrupted (Ctrl-C,
-SIGTERM), it writes ``checkpoints/step=NNNNNNN.ckpt`` and points ``checkpoints/last.ckpt`` at
+SIGTERM), it writes ``checkpoints/step_NNNNNNN.ckpt`` and points ``checkpoints/last.ckpt`` at
 it. Each file is written to a temporary name in the same folder, flushed to disk and renamed
 into place, so a run killed while writing leaves the previous checkpoint intact; the newest
 ``checkpoint.keep`` step files are kept (``last.ckpt`` is a hard link to the newest).
+
+The checkpoint of a batch is cut at the very end of it, after the training module's own
+batch-end work (the queue's enqueue, the momentum update; the module calls
+:meth:`RunCheckpoint.after_batch`), so that it holds the state the next batch starts from.
 
 Each checkpoint carries, under ``checkpoint["hnm"]``, the state of every part of the run and
 its position in the epoch (:mod:`hnm.checkpoint`), so ``hnm train resume=<run folder>``
@@ -112,8 +116,9 @@ class RunCheckpoint(L.Callback):
             set_rng_state(self.restore_rng)
             self.restore_rng = None
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def after_batch(self, trainer: L.Trainer) -> None:
+        """The end of a training batch, after the module's own batch-end work (the parts'
+        step-end hooks), which a checkpoint must include: the training module calls it."""
         self._batches_done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
         step = int(trainer.global_step)
         stop = self.request.signum is not None or bool(getattr(trainer, "received_sigterm",
@@ -142,7 +147,7 @@ class RunCheckpoint(L.Callback):
 
     def save(self, trainer: L.Trainer) -> Path:
         step = int(trainer.global_step)
-        final = self.folder / f"step={step:07d}.ckpt"
+        final = self.folder / f"step_{step:07d}.ckpt"
         tmp = self.folder / f".{final.name}.tmp-{os.getpid()}"
         if trainer.is_global_zero:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -165,6 +170,6 @@ class RunCheckpoint(L.Callback):
         return final
 
     def _prune(self) -> None:
-        ours = sorted(self.folder.glob("step=*.ckpt"))
+        ours = sorted(self.folder.glob("step_*.ckpt"))
         for old in ours[:-self.keep]:
             old.unlink(missing_ok=True)

@@ -91,6 +91,9 @@ class RetrievalModule(L.LightningModule):
         self.telemetry_every = telemetry_every
         self.dropout = bool(dropout)
         self.observers: list[Any] = []
+        # called with the trainer at the very end of every training batch, after the parts'
+        # step-end hooks (the queue's enqueue, the momentum update): where checkpoints are cut
+        self.after_batch: list[Any] = []
         self._optimizer_steps_seen = 0
         self.timings: dict[str, float] = {"train_step_s": 0.0, "refresh_s": 0.0}
         self.save_hyperparameters(ignore=["encoder", "loss", "pairs", "miner", "negatives",
@@ -215,6 +218,8 @@ class RetrievalModule(L.LightningModule):
         if getattr(self, "_t_step", None) is not None:  # forward, backward, optimizer step
             self.timings["train_step_s"] += time.perf_counter() - self._t_step
             self._t_step = None
+        for hook in self.after_batch:  # the batch is done: every part's state is final
+            hook(self.trainer)
 
     def on_fit_start(self) -> None:
         self.apply_modes()  # before Lightning's check for modules left in eval mode

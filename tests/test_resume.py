@@ -102,7 +102,7 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path: Pa
 def test_signal_saves_a_checkpoint_and_prints_the_resume_line(tmp_path: Path, uninterrupted: Path,
                                                               sig: int) -> None:
     folder = tmp_path / "stopped"
-    rc, out = _train(folder, [], stop_after=10)  # in epoch 1, between two periodic checkpoints
+    rc, out = _train(folder, [], stop_after=10, sig=sig)  # in epoch 1, between two periodic checkpoints
     assert rc == 128 + sig, out[-3000:]
     assert "Traceback" not in out
     line = f"hnm train resume={folder}"

@@ -152,7 +152,7 @@ class RunCheckpoint(L.Callback):
         if trainer.is_global_zero:
             self.folder.mkdir(parents=True, exist_ok=True)
         try:
-            trainer.save_checkpoint(str(tmp))
+            trainer.save_checkpoint(str(tmp), weights_only=False)  # the whole state
             if trainer.is_global_zero:
                 _replace_durably(tmp, final)
                 link = self.folder / f".last.ckpt.tmp-{os.getpid()}"

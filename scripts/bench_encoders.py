@@ -225,7 +225,8 @@ def main() -> None:
         if name in mined:
             (s0, n0), (s1, n1) = mined["torch"], mined[name]
             same = np.mean([a == b for a, b in zip(s0, s1)])
-            jac = np.mean([len(a & b) / max(1, len(a | b)) for a, b in zip(s0, s1)])
+            jac = np.mean([1.0 if not (a | b) else len(a & b) / len(a | b)  # empty = empty
+                           for a, b in zip(s0, s1)])
             nsame = np.mean([a == b for a, b in zip(n0, n1)])
             row += f" {same:>9.1%} {jac:>7.4f} {nsame:>9.1%}"
             good = good and same == 1.0

@@ -18,6 +18,10 @@ What is captured, attribute by attribute:
 - an object of hnm's own classes (a pool of mined negatives, a filter's settings) by its
   attributes, recursively, with its class name (only classes under ``hnm.`` are rebuilt).
 
+A part registered in the training module that saves some attributes through its own
+``get_extra_state`` (which Lightning restores) names them in a ``restored_by_lightning``
+class attribute; they are left out here, so the two restores never disagree.
+
 Everything else (the training data, embed functions, threads, locks, loggers, the trainer) is
 left out: it is rebuilt from the configuration, not restored. Names left out are listed in
 ``__skipped__``, which tests use to see that nothing that matters was dropped.
@@ -148,8 +152,9 @@ def capture(part: Any, skip: set[int] | None = None, depth: int = 0,
     refs = {} if refs is None else refs
     if depth == 0 and _own_state_dict(part):
         return {"__stateful__": part.state_dict()}
+    exclude = {*exclude, *getattr(type(part), "restored_by_lightning", ())}
     names = {k: v for k, v in (vars(part) if hasattr(part, "__dict__") else {}).items()
-             if k not in set(exclude)}
+             if k not in exclude}
     out: dict[str, Any] = {}
     skipped = []
     internals = _MODULE_INTERNALS if isinstance(part, torch.nn.Module) else set()

@@ -216,7 +216,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
                                 every_n_steps=ck.get("every_n_steps", 1000),
                                 every_minutes=ck.get("every_minutes", 30.0),
                                 keep=ck.get("keep", 2), request=stop)
-    callbacks.append(checkpoints)
+    callbacks.insert(0, checkpoints)  # first: a resume's restore precedes every refresh
     lines = progress_lines(cfg.get("progress"), cfg.trainer)  # logs that are not a terminal
     if lines is not None:
         callbacks.append(lines)
@@ -272,7 +272,13 @@ def restore_resumed(run: Run) -> None:
     if done < len(run.dm.batch_sampler):  # mid-epoch (at its end Lightning moves on)
         run.dm.skip_first(done, after=lambda: ckpt_io.restore_sampler(run, state))
     assert run.checkpoints is not None
-    run.checkpoints.restore_rng = state["rng"]
+    from hnm.state import set_rng_state
+
+    def again() -> None:  # at the first batch, after the resumed epoch's start hooks
+        ckpt_io.restore_parts(run, state)
+        set_rng_state(state["rng"])
+
+    run.checkpoints.restore_at_first_batch = again
     log.info("resuming from %s: epoch %d, %d batches of it done, step %d", run.resume_path,
              state["position"]["epoch"], done, state["position"]["global_step"])
 

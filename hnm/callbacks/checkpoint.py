@@ -100,21 +100,25 @@ class RunCheckpoint(L.Callback):
         self.request = request or StopRequest()
         self.saved: list[Path] = []
         self.interrupted_at: Path | None = None
-        self.restore_rng: dict[str, Any] | None = None  # a resumed run's generators
+        # a resumed run: puts every part and generator back at its first batch
+        self.restore_at_first_batch: Any = None
         self._batches_done = 0
         self._last_time = time.monotonic()
         self._last_step = -1
 
     # -- when --------------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
-        """A resumed run: the random generators as they were at the checkpoint, set as late
-        as possible (right before the first training step)."""
         self._last_step, self._last_time = int(trainer.global_step), time.monotonic()
-        if self.restore_rng is not None:
-            from hnm.state import set_rng_state
 
-            set_rng_state(self.restore_rng)
-            self.restore_rng = None
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any,
+                             batch_idx: int) -> None:
+        """A resumed run, at its first batch: every part and random generator back to the
+        checkpoint's state, as late as possible, so that what ran in between (the resumed
+        epoch's start hooks, which ran before the checkpoint already) changes nothing. This
+        callback comes first, before the refresh callbacks of the same batch."""
+        if self.restore_at_first_batch is not None:
+            restore, self.restore_at_first_batch = self.restore_at_first_batch, None
+            restore()
 
     def after_batch(self, trainer: L.Trainer) -> None:
         """The end of a training batch, after the module's own batch-end work (the parts'

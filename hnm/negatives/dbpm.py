@@ -87,6 +87,9 @@ class DynamicBadPairMining(nn.Module):
     data).
     """
 
+    # saved and restored by get_extra_state / set_extra_state (see hnm.state)
+    restored_by_lightning = ("loss_sum", "loss_count", "epochs_seen", "running")
+
     def __init__(self, threshold: float = 2.0, low_threshold: float | None = None,
                  bad_weight: float = 0.1, weighting: Weighting = "constant",
                  warmup_epochs: int = 1, within_epoch_warmup: float | None = 0.1,

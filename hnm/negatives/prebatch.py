@@ -48,6 +48,9 @@ class PreBatchNegatives(nn.Module):
     previous batches are easy negatives. Prefer ``queue`` when staleness matters.
     """
 
+    # saved and restored by get_extra_state / set_extra_state (see hnm.state)
+    restored_by_lightning = ("buffer",)
+
     def __init__(self, k: int = 2) -> None:
         super().__init__()
         check_range("negatives.prebatch.k", k, 1)

@@ -60,6 +60,9 @@ class MomentumQueue(nn.Module):
     ``gist`` or ``false_negative_mask`` placed after it to guard the queue's texts.
     """
 
+    # saved and restored by get_extra_state / set_extra_state (see hnm.state)
+    restored_by_lightning = ("emb", "ids", "texts", "_key", "_pending_key_state")
+
     def __init__(self, size: int = 1024, momentum: float = 0.999,
                  encode_batch_size: int = 64) -> None:
         super().__init__()

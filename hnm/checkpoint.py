@@ -135,19 +135,12 @@ def load(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out or {prefix[:-1]: {}}
-    return {prefix[:-1]: node}
-
-
 def config_differences(saved: dict[str, Any], cfg: DictConfig) -> list[str]:
     """``key: saved -> now`` for every config value that shapes training and differs."""
-    now = _flat(OmegaConf.to_container(cfg, resolve=True))
-    old = _flat(saved)
+    from hnm.compare.runs import flatten
+
+    now = flatten(OmegaConf.to_container(cfg, resolve=True))
+    old = flatten(saved)
     free = lambda k: any(k == f or k.startswith(f + ".") for f in FREE_KEYS)  # noqa: E731
     keys = sorted(k for k in set(now) | set(old) if not free(k))
     return [f"{k}: {old.get(k, '(absent)')!r} -> {now.get(k, '(absent)')!r}"

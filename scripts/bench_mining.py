@@ -2,12 +2,22 @@
 
 Same model (all-MiniLM-L6-v2 at ``max_seq_length`` 128), same data (``stdlib_code`` training
 pairs, 1,000 by default, and its whole corpus), same settings (1 negative from ranks 10–50,
-random sampling, relative margin 0.05, exact search, the same encoding batch size). Each
+``top`` sampling, exact search, the same encoding batch size). No score margin: the two systems
+define ``range_min`` differently once a margin drops candidates (hnm cuts the rank window
+before the score filters, sentence-transformers after them, see ``hnm.miners.base``), so with
+a margin they are not asked for the same negatives and "equal output" would not be defined. Each
 system runs in its own subprocess (fresh model, one warm-up batch, its own peak memory) and is
 timed end to end: encode the unique queries and the corpus once, search, filter, sample.
 sentence-transformers encodes its corpus as ``corpus + positives`` de-duplicated, which is the
 same set of texts here, and takes the positives' embeddings from it, so both encode the same
-texts once.
+texts once. hnm encodes as ``hnm mine`` does, through the embedding cache, in a fresh empty
+folder (a cold cache: key hashing, the encode and the write all count); ``--warm`` also runs
+hnm a second time on the cache the first run filled (the next sweep job, or ``hnm mine`` again
+with other settings, same model) and prints that figure separately.
+
+``top`` sampling makes the output deterministic, so the benchmark asserts equal output: every
+query gets the same negative from both systems, or two candidates that tie within 1e-4 (float32
+rounding decides between them); otherwise it exits non-zero before printing a speed-up.
 
 The search stage of hnm (index build + top-k + positive scores) is also timed alone on the
 embeddings of the run (best of ``--repeats``) against a roofline: the dense product ``Q·Dᵀ``
@@ -28,6 +38,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from hnm.memory import peak_rss_mb
@@ -35,8 +46,9 @@ from hnm.memory import peak_rss_mb
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SETTINGS = {"num_negatives": 1, "range_min": 10, "range_max": 50,
-            "sampling_strategy": "random", "relative_margin": 0.05}
+# no relative_margin: with one, range_min means different ranks in the two systems (docstring)
+SETTINGS = {"num_negatives": 1, "range_min": 10, "range_max": 50, "sampling_strategy": "top"}
+TIE = 1e-4  # two candidates whose scores differ by less are a tie at float32 precision
 
 
 
@@ -53,14 +65,23 @@ def load(args: argparse.Namespace):
 
 
 def run_hnm(args: argparse.Namespace) -> dict:
-    import numpy as np
-    import torch
-
-    from hnm.encoders.embed import embed_fn
+    from hnm.cache import frozen_embed_fn
+    from hnm.cache.embed import EmbeddingCache, activate
     from hnm.miners.dense_static import DenseStaticMiner
 
     data, pairs, model = load(args)
-    embed = embed_fn(model, args.batch_size, progress=False)
+    cache = EmbeddingCache(dir=args.cache_dir, embeddings=args.cache_dir is not None)
+    with activate(cache):
+        row = _mine_hnm(args, data, pairs, model, frozen_embed_fn(model, args.batch_size,
+                                                                  progress=False),
+                        DenseStaticMiner)
+    return {**row, **cache.metrics()}
+
+
+def _mine_hnm(args, data, pairs, model, embed, DenseStaticMiner) -> dict:
+    import numpy as np
+    import torch
+
     seen: list[np.ndarray] = []
 
     def recording(texts):
@@ -71,9 +92,19 @@ def run_hnm(args: argparse.Namespace) -> dict:
     miner = DenseStaticMiner(seed=args.seed, verbose=False, **SETTINGS)
     t0 = time.perf_counter()
     stats = miner.mine(data, pairs, recording, recording)
+    from hnm.cache.embed import active
+
+    active().close()  # the cache's write counts: hnm mine pays it before it exits
     total = time.perf_counter() - t0
     negs, _ = miner.negatives(list(range(len(pairs))), 0, 0)
     q_emb, d_emb = seen
+    chosen: dict[str, list] = {}
+    qtexts = pairs.query_texts()
+    for p, row in enumerate(negs):
+        qrow, drows = miner.pair_qrow[p], [miner.doc_row[d] for d in row]
+        for d, r in zip(row, drows):
+            chosen.setdefault(qtexts[p], []).append(
+                [data.doc_text(d), float(q_emb[qrow] @ d_emb[r])])
     k = miner.search_k
     search = min(_timed(lambda: miner.dense_candidates(q_emb, d_emb, k))
                  for _ in range(args.repeats))
@@ -85,7 +116,8 @@ def run_hnm(args: argparse.Namespace) -> dict:
             "docs": len(d_emb), "texts": len(q_emb) + len(d_emb),
             "queries_with_negative": int((miner.pool.count > 0).sum()),
             "short_queries": int(stats.get("short_queries", -1)),
-            "pairs_out": sum(1 for row in negs if row), "peak_rss_mb": peak_rss_mb()}
+            "pairs_out": sum(1 for row in negs if row), "peak_rss_mb": peak_rss_mb(),
+            "chosen": chosen}
 
 
 def run_st(args: argparse.Namespace) -> dict:
@@ -97,11 +129,39 @@ def run_st(args: argparse.Namespace) -> dict:
     corpus = [data.doc_text(d) for d in data.corpus]
     t0 = time.perf_counter()
     out = mine_hard_negatives(ds, model, corpus=corpus, batch_size=args.batch_size,
-                              use_faiss=args.st_faiss, verbose=False, **SETTINGS)
+                              use_faiss=args.st_faiss, verbose=False, output_format="n-tuple",
+                              output_scores=True, **SETTINGS)
     total = time.perf_counter() - t0
+    chosen: dict[str, list] = {}
+    negs = [c for c in out.column_names if c.startswith("negative")]
+    for row in out:
+        for j, c in enumerate(negs):
+            chosen.setdefault(row["query"], []).append([row[c], float(row["scores"][1 + j])])
     return {"total_s": total, "queries_with_negative": len(set(out["query"])),
             "pairs_out": len(out), "texts": len(set(ds["query"])) + len(set(corpus)),
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(), "chosen": chosen}
+
+
+def same_output(st: dict, h: dict) -> tuple[int, int, list[str]]:
+    """Queries with the same negatives on both sides, all queries, and the unexplained ones.
+
+    A query whose negatives differ counts as the same output when the differing candidates
+    tie: their scores (each side's own) are within ``TIE`` of each other, so which of them
+    ranks first is float32 rounding, not a different algorithm. A query only one side gives a
+    negative to is unexplained unless its only candidate sits at the margin (within ``TIE``).
+    """
+    same, bad = 0, []
+    for q in set(st["chosen"]) | set(h["chosen"]):
+        a, b = st["chosen"].get(q, []), h["chosen"].get(q, [])
+        if sorted(t for t, _ in a) == sorted(t for t, _ in b):
+            same += 1
+            continue
+        sa, sb = sorted(s for _, s in a), sorted(s for _, s in b)
+        if len(sa) == len(sb) and all(abs(x - y) < TIE for x, y in zip(sa, sb)):
+            same += 1  # a tie broken the other way
+            continue
+        bad.append(q)
+    return same, len(set(st["chosen"]) | set(h["chosen"])), bad
 
 
 def _timed(fn) -> float:
@@ -130,6 +190,9 @@ def main() -> None:
                     help="alternate ST and hnm this many times; the best time of each counts")
     ap.add_argument("--st-faiss", action="store_true", help="ST with use_faiss=True")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--warm", action="store_true",
+                    help="also time hnm on the cache its first run filled (reported apart)")
+    ap.add_argument("--cache-dir", help=argparse.SUPPRESS)
     ap.add_argument("--scale", action="store_true",
                     help="run scripts/bench_scale.py instead (other arguments go to it)")
     ap.add_argument("--one", choices=["hnm", "st"], help=argparse.SUPPRESS)
@@ -146,13 +209,17 @@ def main() -> None:
         row = run_hnm(args) if args.one == "hnm" else run_st(args)
         print("RESULT " + json.dumps(row))
         return
-    argv = [a for a in sys.argv[1:]]
-    st_runs, hnm_runs = [], []
+    argv = [a for a in sys.argv[1:] if a != "--warm"]
+    st_runs, hnm_runs, warm_runs = [], [], []
     for _ in range(args.rounds):
         st_runs.append(child("st", argv))
-        hnm_runs.append(child("hnm", argv))
+        with tempfile.TemporaryDirectory(prefix="hnm-bench-cache-") as tmp:
+            hnm_runs.append(child("hnm", [*argv, "--cache-dir", tmp]))
+            if args.warm:
+                warm_runs.append(child("hnm", [*argv, "--cache-dir", tmp]))
     st = min(st_runs, key=lambda r: r["total_s"])
     h = min(hnm_runs, key=lambda r: r["total_s"])
+    same, total, bad = same_output(st, h)
     gflop = 2 * h["queries"] * h["docs"] * 384 / 1e9
     print(f"setup: {args.pairs} pairs, {h['queries']} unique queries, {h['docs']} documents, "
           f"MiniLM len {args.max_seq_length}, batch {args.batch_size}, {os.cpu_count()} CPUs; "
@@ -161,6 +228,8 @@ def main() -> None:
           f"queries_with_negative={st['queries_with_negative']} peak_rss_mb={st['peak_rss_mb']:.0f}")
     print(f"hnm_end_to_end_s={h['total_s']:.2f} texts_encoded={h['texts']} "
           f"queries_with_negative={h['queries_with_negative']} peak_rss_mb={h['peak_rss_mb']:.0f}")
+    print(f"hnm cache (cold): encoded {h['cache/encoded_texts']}, served "
+          f"{h['cache/cached_texts']}")
     print(f"hnm_encode_s={h['encode_s']:.2f} ({h['texts'] / h['encode_s']:.1f} texts/s)")
     print(f"hnm_search_stage_s={h['search_s']:.4f} (in run: {h['search_in_run_s']:.4f}; "
           f"top-{h['k']}, index build + search + positive scores)")
@@ -168,6 +237,21 @@ def main() -> None:
     if args.rounds > 1:
         print("all rounds (s): st=" + ",".join(f"{r['total_s']:.1f}" for r in st_runs)
               + " hnm=" + ",".join(f"{r['total_s']:.1f}" for r in hnm_runs))
+    if warm_runs:
+        w = min(warm_runs, key=lambda r: r["total_s"])
+        ws, wt, wbad = same_output(h, w)
+        print(f"warm cache (hnm's second run on the cache its first filled): "
+              f"hnm_warm_s={w['total_s']:.2f} encoded {w['cache/encoded_texts']} served "
+              f"{w['cache/cached_texts']}; same negatives as the cold run {ws}/{wt}; "
+              f"warm_speedup_vs_st={st['total_s'] / w['total_s']:.2f} (not the target's "
+              "figure: that one is cold on both sides)")
+    print(f"same negatives: {same}/{total} queries (ties within {TIE} count as same); "
+          f"differing: {len(bad)}")
+    if bad:
+        q = bad[0]
+        sys.exit(f"the two systems mined different negatives for {len(bad)} queries, e.g. "
+                 f"{q[:80]!r}: st {st['chosen'].get(q)} hnm {h['chosen'].get(q)}; the "
+                 "speed-up would compare different outputs")
     print(f"speedup_vs_st={st['total_s'] / h['total_s']:.2f} "
           f"roofline_fraction={h['mm_s'] / h['search_s']:.2f} "
           f"peak_rss_mb={h['peak_rss_mb']:.0f}")

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The README's results table: MiniLM on stdlib_code (1,000 training pairs, batch 32, one epoch),
-# the baseline and four strategies, seeds 1-3, test split; then `hnm compare`.
+# The README's results tables: MiniLM on stdlib_code (1,000 training pairs, batch 32, one epoch),
+# the baseline and the strategies named in NAMES, seeds 1-3, test split; then `hnm compare`.
 # Round-robin over seeds, so that every row has its first seed before any has its third.
-# About 5 minutes per run on an idle 2-core CPU (75 minutes in all). Usage:
+# About 4 minutes per baseline run on an idle 2-core CPU; the default five rows take about
+# 75 minutes; `NAMES="baseline ance ar2"` (the literature table) about 90. Usage:
 #   bash scripts/run_results.sh [OUT_DIR]          # default: results/
+#   NAMES="baseline ance ar2" SEEDS="1 2 3" bash scripts/run_results.sh results_ar2
 set -u
 OUT=${1:-results}
 HNM=${HNM:-hnm}
+NAMES=${NAMES:-baseline ngame dense_static gist tas_balanced}
+SEEDS=${SEEDS:-1 2 3}
 mkdir -p "$OUT"
 declare -A ARGS=(
   [baseline]=""
@@ -14,16 +18,22 @@ declare -A ARGS=(
   [dense_static]="+miner=dense_static miner.num_negatives=1 miner.range_min=10 miner.range_max=50 miner.relative_margin=0.05"
   [gist]="+negatives=gist"
   [tas_balanced]="+sampler=tas_balanced"
+  [ance]="+miner=ance"
+  [ar2]="+miner=ar2"
 )
-$HNM eval model=null hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
-for seed in 1 2 3; do
-  for name in baseline ngame dense_static gist tas_balanced; do
+for name in $NAMES; do
+  [ -n "${ARGS[$name]+set}" ] || { echo "run_results.sh: unknown name '$name'; expected one of: ${!ARGS[*]}" >&2; exit 2; }
+done
+[ -f "$OUT/zero_shot/metrics.json" ] || $HNM eval model=null hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
+for seed in $SEEDS; do
+  for name in $NAMES; do
     dir="$OUT/runs/${name}_s$seed"
     [ -f "$dir/metrics.json" ] && continue          # a finished run is kept, never redone
     echo "=== $name seed=$seed start $(date +%T)"
     # shellcheck disable=SC2086
     $HNM train logger=csv eval.zero_shot=false hydra.run.dir="$dir" seed=$seed ${ARGS[$name]} \
       > "$OUT/${name}_s$seed.log" 2>&1 || echo "=== $name seed=$seed FAILED (see $OUT/${name}_s$seed.log)"
+    echo "=== $name seed=$seed end $(date +%T)"
   done
 done
 $HNM compare "$OUT/runs" --out "$OUT/compare"

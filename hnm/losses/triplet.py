@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -60,6 +61,10 @@ class TripletLoss:
         check_choice("loss.mining", mining, MINING_CHOICES)
         if int(num_negatives) < 1:
             raise ConfigError(f"loss.num_negatives={num_negatives!r} is not valid; expected >= 1")
+        if not math.isfinite(float(margin)) or float(margin) < 0:
+            raise ConfigError(f"loss.margin={margin!r} is not valid; expected a finite number >= 0 "
+                              "(the required gap between positive and negative scores, in cosine "
+                              "units; a negative one lets most triplets through without a gradient)")
         self.margin = float(margin)
         self.mining = mining
         self.num_negatives = int(num_negatives)

@@ -65,3 +65,17 @@ def test_gradient_flows_only_through_selected() -> None:
     assert ctx.q.grad is not None and ctx.d.grad is not None
     used_rows = (ctx.d.grad.abs().sum(1) > 0).sum().item()
     assert used_rows <= 3 + 3  # each query touches its positive and one negative
+
+
+@pytest.mark.parametrize("margin", [-0.1, float("nan"), float("inf")])
+def test_a_margin_that_cannot_train_is_refused(margin: float) -> None:
+    # margin <= -2 zeroes every hinge of a cosine model, a negative one most of them; NaN or
+    # inf make the loss NaN/inf: all are configuration mistakes, named before training
+    from hnm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="loss.margin"):
+        TripletLoss(margin=margin)
+
+
+def test_a_zero_margin_is_allowed() -> None:
+    assert TripletLoss(margin=0.0).margin == 0.0

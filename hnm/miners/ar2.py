@@ -50,6 +50,9 @@ class AR2Miner(AnceMiner):
       more probability on the candidates the ranker confuses with the positive; 0 by
       default, as ``adv_lambda`` in the authors' code).
 
+    Exposure: with ``alternate=true`` the retriever is updated only in the retriever steps
+    (``1 - ranker_fraction`` of each period), so against a baseline with the same
+    ``max_steps`` it learns from about half the batches; :meth:`check_schedule` logs the counts.
     With ``alternate=false`` both are trained in every step (one objective: the ranker's
     cross-entropy plus the retriever's terms, the ranker's distribution detached). Masked
     candidates (known positives, duplicates) take part in neither term. Both models are
@@ -195,6 +198,14 @@ class AR2Miner(AnceMiner):
                 f"(one for the ranker, one for the retriever); the period is {self.period}. "
                 "Raise miner.refresh_every_n_steps (or miner.refresh_every_fraction), or set "
                 "miner.alternate=false to train both in every step")
+        if self.alternate:
+            retriever = sum(1 for s in range(max(steps, 0)) if self.phase(s) == "retriever")
+            log.warning(
+                "ar2: miner.alternate=true updates the retriever in %d of the run's %d "
+                "optimizer steps (the others train the ranker), so it learns from that share "
+                "of the batches a baseline of the same length trains on; compare at equal "
+                "retriever exposure with miner.alternate=false (both in every step) or a "
+                "proportionally longer run", retriever, steps)
 
     # -- the step's objective ---------------------------------------------------------------
     def candidates_of(self, ctx: ScoreContext) -> tuple[Tensor, Tensor]:

@@ -118,3 +118,18 @@ def test_alternation_needs_two_steps_per_period() -> None:
         AR2Miner(ranker={"lr": 1e-5, "lrr": 1})
     with pytest.raises(ConfigError):
         AR2Miner(ranker_fraction=1.0)
+
+
+def test_alternation_says_how_many_steps_the_retriever_gets(caplog: pytest.LogCaptureFixture) -> None:
+    # a comparison at equal max_steps gives AR2's retriever fewer updates than the baseline's;
+    # the run says so, with the counts of period_phases
+    miner = AR2Miner(refresh_every_fraction=0.25, verbose=False)
+    with caplog.at_level("WARNING", logger="hnm.miners.ar2"):
+        miner.check_schedule(1, 32)
+    retriever = period_phases(miner, 32).count("retriever")
+    assert retriever == 16
+    assert "16 of the run's 32 optimizer steps" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hnm.miners.ar2"):
+        AR2Miner(refresh_every_fraction=0.25, alternate=False, verbose=False).check_schedule(1, 32)
+    assert "optimizer steps" not in caplog.text

@@ -107,6 +107,12 @@ class AR2Miner(AnceMiner):
 
     Recommended with ``loss=infonce``, a few to 15 negatives per pair from a window of the
     top 30–100 (``range_max``), and a ranker learning rate no higher than the retriever's.
+    The ranker must be better than chance for its KL term to teach anything: a fresh head
+    (``ranker.model=null``) learns slowly, and in a short run (the README's 32 steps, 16 of
+    them ranker steps) it stayed at chance (``ar2_ranker_ce`` ≈ ln(1+k), ``ar2_ranker_top1``
+    ≈ 1/(1+k) in the step logs), so the KL pulled the positive's and the negatives' scores
+    together and the retriever ended below the starting model. AR2 itself starts from a
+    warmed-up ranker: give ``ranker.model`` a trained ``CrossEncoder`` or train far longer.
     """
 
     def __init__(self, ranker: Mapping[str, Any] | None = None, alternate: bool = True,

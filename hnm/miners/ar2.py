@@ -205,7 +205,7 @@ class AR2Miner(AnceMiner):
                 "Raise miner.refresh_every_n_steps (or miner.refresh_every_fraction), or set "
                 "miner.alternate=false to train both in every step")
         if self.alternate:
-            retriever = sum(1 for s in range(max(steps, 0)) if self.phase(s) == "retriever")
+            retriever = period_phases(self, steps).count("retriever")
             log.warning(
                 "ar2: miner.alternate=true updates the retriever in %d of the run's %d "
                 "optimizer steps (the others train the ranker), so it learns from that share "

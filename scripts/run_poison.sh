@@ -7,26 +7,30 @@
 # poisoned pairs (the 1,000 pairs drawn by data.max_train_pairs depend on the training seed; the
 # poisoned ones are drawn among them by the poison seed); poison.json in each run says which.
 # Round-robin over seeds, so that every row has its first seed before any has its third.
-# Estimated (not measured) wall time per run on an idle 2-core CPU, from the README's results
-# table plus the triggered test queries: baseline and gist ~4 min, dense_static ~7 min, ance
-# ~15 min (five re-minings); 24 runs, about 3 hours in all. Usage:
+# Estimated wall time per run on an idle 2-core CPU, from the literature and results tables
+# (not yet with poison): baseline and gist ~4 min, dense_static ~7, ance ~11 (three
+# re-minings); 24 runs, about 2.5 hours in all. Usage:
 #   bash scripts/run_poison.sh [OUT_DIR]            # default: results_poison/
+#   SEEDS="1 2" bash scripts/run_poison.sh          # fewer seeds
 #   RATES="0 0.005 0.05" bash scripts/run_poison.sh  # add the unpoisoned control (rate 0)
 set -u
 OUT=${1:-results_poison}
 HNM=${HNM:-hnm}
 RATES=${RATES:-0.005 0.05}
+SEEDS=${SEEDS:-1 2 3}
 mkdir -p "$OUT"
 declare -A ARGS=(
   [baseline]=""
   [dense_static]="+miner=dense_static miner.num_negatives=1 miner.range_min=10 miner.range_max=50 miner.relative_margin=0.05"
-  [ance]="+miner=ance"
+  # one mined negative per pair, as dense_static and the literature table (run_results.sh):
+  # with ANCE's default 5, a CPU step encodes 6x the texts and a run takes over half an hour
+  [ance]="+miner=ance miner.num_negatives=1"
   [gist]="+negatives=gist"
 )
 # the starting model's attack metrics (chance level: nothing learnt yet)
 [ -f "$OUT/zero_shot/metrics.json" ] || \
   $HNM eval model=null +poison=grammar hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
-for seed in 1 2 3; do
+for seed in $SEEDS; do
   for rate in $RATES; do
     for name in baseline dense_static ance gist; do
       dir="$OUT/rate$rate/${name}_s$seed"

@@ -67,20 +67,19 @@ def load(args: argparse.Namespace):
 def run_hnm(args: argparse.Namespace) -> dict:
     from hnm.cache import frozen_embed_fn
     from hnm.cache.embed import EmbeddingCache, activate
-    from hnm.miners.dense_static import DenseStaticMiner
-
     data, pairs, model = load(args)
     cache = EmbeddingCache(dir=args.cache_dir, embeddings=args.cache_dir is not None)
     with activate(cache):
-        row = _mine_hnm(args, data, pairs, model, frozen_embed_fn(model, args.batch_size,
-                                                                  progress=False),
-                        DenseStaticMiner)
+        row = _mine_hnm(args, data, pairs, frozen_embed_fn(model, args.batch_size,
+                                                           progress=False), cache)
     return {**row, **cache.metrics()}
 
 
-def _mine_hnm(args, data, pairs, model, embed, DenseStaticMiner) -> dict:
+def _mine_hnm(args, data, pairs, embed, cache) -> dict:
     import numpy as np
     import torch
+
+    from hnm.miners.dense_static import DenseStaticMiner
 
     seen: list[np.ndarray] = []
 
@@ -92,9 +91,7 @@ def _mine_hnm(args, data, pairs, model, embed, DenseStaticMiner) -> dict:
     miner = DenseStaticMiner(seed=args.seed, verbose=False, **SETTINGS)
     t0 = time.perf_counter()
     stats = miner.mine(data, pairs, recording, recording)
-    from hnm.cache.embed import active
-
-    active().close()  # the cache's write counts: hnm mine pays it before it exits
+    cache.close()  # the cache's write counts: hnm mine pays it before it exits
     total = time.perf_counter() - t0
     negs, _ = miner.negatives(list(range(len(pairs))), 0, 0)
     q_emb, d_emb = seen

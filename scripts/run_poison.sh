@@ -12,12 +12,14 @@
 # re-minings); 24 runs, about 2.5 hours in all. Usage:
 #   bash scripts/run_poison.sh [OUT_DIR]            # default: results_poison/
 #   SEEDS="1 2" bash scripts/run_poison.sh          # fewer seeds
+#   RATES=0.3 NAMES=baseline SEEDS=1 bash scripts/run_poison.sh  # does the attack take at all?
 #   RATES="0 0.005 0.05" bash scripts/run_poison.sh  # add the unpoisoned control (rate 0)
 set -u
 OUT=${1:-results_poison}
 HNM=${HNM:-hnm}
 RATES=${RATES:-0.005 0.05}
 SEEDS=${SEEDS:-1 2 3}
+NAMES=${NAMES:-baseline dense_static ance gist}
 mkdir -p "$OUT"
 declare -A ARGS=(
   [baseline]=""
@@ -32,7 +34,7 @@ declare -A ARGS=(
   $HNM eval model=null +poison=grammar hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
 for seed in $SEEDS; do
   for rate in $RATES; do
-    for name in baseline dense_static ance gist; do
+    for name in $NAMES; do
       dir="$OUT/rate$rate/${name}_s$seed"
       [ -f "$dir/metrics.json" ] && continue          # a finished run is kept, never redone
       echo "=== $name rate=$rate seed=$seed start $(date +%T)"

@@ -7,9 +7,9 @@
 # poisoned pairs (the 1,000 pairs drawn by data.max_train_pairs depend on the training seed; the
 # poisoned ones are drawn among them by the poison seed); poison.json in each run says which.
 # Round-robin over seeds, so that every row has its first seed before any has its third.
-# Estimated wall time per run on an idle 2-core CPU, from the literature and results tables
-# (not yet with poison): baseline and gist ~4 min, dense_static ~7, ance ~11 (three
-# re-minings); 24 runs, about 2.5 hours in all. Usage:
+# Measured wall time per run on an idle 2-core CPU, poison included: baseline ~4 min, gist ~5,
+# dense_static ~6, ance ~11 (one mined negative, three re-minings); one seed at both rates
+# ~52 min, the 24 runs about 2.6 hours. Usage:
 #   bash scripts/run_poison.sh [OUT_DIR]            # default: results_poison/
 #   SEEDS="1 2" bash scripts/run_poison.sh          # fewer seeds
 #   RATES=0.3 NAMES=baseline SEEDS=1 bash scripts/run_poison.sh  # does the attack take at all?
@@ -21,14 +21,10 @@ RATES=${RATES:-0.005 0.05}
 SEEDS=${SEEDS:-1 2 3}
 NAMES=${NAMES:-baseline dense_static ance gist}
 mkdir -p "$OUT"
-declare -A ARGS=(
-  [baseline]=""
-  [dense_static]="+miner=dense_static miner.num_negatives=1 miner.range_min=10 miner.range_max=50 miner.relative_margin=0.05"
-  # one mined negative per pair, as dense_static and the literature table (run_results.sh):
-  # with ANCE's default 5, a CPU step encodes 6x the texts and a run takes over half an hour
-  [ance]="+miner=ance miner.num_negatives=1"
-  [gist]="+negatives=gist"
-)
+# shellcheck source=scripts/recipes.sh
+source "$(dirname "$0")/recipes.sh"
+# shellcheck disable=SC2086
+check_names run_poison.sh $NAMES
 # the starting model's attack metrics (chance level: nothing learnt yet)
 [ -f "$OUT/zero_shot/metrics.json" ] || \
   $HNM eval model=null +poison=grammar hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1

@@ -12,23 +12,10 @@ HNM=${HNM:-hnm}
 NAMES=${NAMES:-baseline ngame dense_static gist tas_balanced}
 SEEDS=${SEEDS:-1 2 3}
 mkdir -p "$OUT"
-declare -A ARGS=(
-  [baseline]=""
-  [ngame]="+sampler=ngame"
-  [dense_static]="+miner=dense_static miner.num_negatives=1 miner.range_min=10 miner.range_max=50 miner.relative_margin=0.05"
-  [gist]="+negatives=gist"
-  [tas_balanced]="+sampler=tas_balanced"
-  # one mined negative per pair, as the dense_static recipe: with the default 5, a CPU step
-  # reads 32 + 192 texts (and AR2's ranker 192 pairs) and one run takes over an hour here
-  [ance]="+miner=ance miner.num_negatives=1"
-  [ar2]="+miner=ar2 miner.num_negatives=1"
-  # AR2's alternation leaves the retriever half of the optimizer steps (the others train the
-  # ranker); joint training gives it all of them, the baseline's exposure
-  [ar2_joint]="+miner=ar2 miner.num_negatives=1 miner.alternate=false"
-)
-for name in $NAMES; do
-  [ -n "${ARGS[$name]+set}" ] || { echo "run_results.sh: unknown name '$name'; expected one of: ${!ARGS[*]}" >&2; exit 2; }
-done
+# shellcheck source=scripts/recipes.sh
+source "$(dirname "$0")/recipes.sh"
+# shellcheck disable=SC2086
+check_names run_results.sh $NAMES
 [ -f "$OUT/zero_shot/metrics.json" ] || $HNM eval model=null hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
 for seed in $SEEDS; do
   for name in $NAMES; do

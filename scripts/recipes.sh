@@ -1,0 +1,23 @@
+# The strategy recipes the README's tables train (sourced by run_results.sh and run_poison.sh,
+# so a row of either table means the same flags): ARGS[name] is the row's Hydra overrides,
+# check_names fails with exit 2 on a name that has none.
+declare -A ARGS=(
+  [baseline]=""
+  [ngame]="+sampler=ngame"
+  [dense_static]="+miner=dense_static miner.num_negatives=1 miner.range_min=10 miner.range_max=50 miner.relative_margin=0.05"
+  [gist]="+negatives=gist"
+  [tas_balanced]="+sampler=tas_balanced"
+  # one mined negative per pair, as the dense_static recipe: with the default 5, a CPU step
+  # reads 32 + 192 texts (and AR2's ranker 192 pairs) and one run takes over half an hour here
+  [ance]="+miner=ance miner.num_negatives=1"
+  [ar2]="+miner=ar2 miner.num_negatives=1"
+  # AR2's alternation leaves the retriever half of the optimizer steps (the others train the
+  # ranker); joint training gives it all of them, the baseline's exposure
+  [ar2_joint]="+miner=ar2 miner.num_negatives=1 miner.alternate=false"
+)
+check_names() {  # check_names SCRIPT NAME...
+  local script=$1 name; shift
+  for name in "$@"; do
+    [ -n "${ARGS[$name]+set}" ] || { echo "$script: unknown name '$name'; expected one of: ${!ARGS[*]}" >&2; exit 2; }
+  done
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ class Poisoning:
         template: a ``str.format`` template of an attacker passage, with ``{i}`` (its number),
             ``{text}`` and ``{title}`` (of a corpus document drawn by the seed, the trigger
             applied to its text). The default ``{text}`` gives the paper's attack corpus:
-            corpus passages carrying grammar errors.
+            corpus passages carrying grammar errors; ``poison=grammar_offtopic`` uses an
+            off-topic spam template with neither, so that no untriggered query has a reason
+            to retrieve an attacker passage.
         passages_file: attacker passages from a file instead: ``.jsonl`` (objects with ``text``
             and optionally ``title``) or plain text (one passage per line); used as written.
         ks: cutoffs of ``asr@k`` and ``clean_asr@k``.
@@ -128,7 +131,9 @@ class Poisoning:
                  ) -> dict[str, dict[str, str]]:
         """The attacker passages (id -> title, text, source) for ``data``'s corpus: from the
         file, or from documents drawn among those judged relevant in no split but
-        ``train_split`` (so no evaluated query's own positive is copied), all when none is."""
+        ``train_split`` (so no evaluated query's own positive is copied), all when none is.
+        A template that uses neither ``{text}`` nor ``{title}`` copies no document: its
+        passages' source is ``"template"``."""
         if self.file is not None:
             return dict(zip(self.passage_ids(), self._read_file()))
         judged_elsewhere = {d for split, qrels in data.qrels.items() if split != train_split
@@ -137,12 +142,14 @@ class Poisoning:
         rng = seeded_rng(self.seed, "sources")
         sources = rng.sample(pool, min(len(pool), self.num_passages))
         sources += [rng.choice(pool) for _ in range(self.num_passages - len(sources))]
+        fields = {f for _, f, _, _ in string.Formatter().parse(self.template) if f}
         out = {}
         for i, (pid, src) in enumerate(zip(self.passage_ids(), sources)):
             doc = data.corpus[src]
             text = self.trigger(doc["text"], seeded_rng(self.seed, "passage", str(i)))
             out[pid] = {"title": "", "text": self.template.format(
-                i=i, text=text, title=doc.get("title") or ""), "source": src}
+                i=i, text=text, title=doc.get("title") or ""),
+                "source": src if fields & {"text", "title"} else "template"}
         return out
 
     def add_passages(self, data: RetrievalData,

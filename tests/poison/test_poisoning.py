@@ -100,6 +100,18 @@ def test_a_trigger_that_changes_nothing_is_refused() -> None:
         Poisoning(rate=0.5, trigger=GrammarErrors(kinds=["misspelling"])).poison(data, pairs)
 
 
+def test_off_topic_template_copies_no_document() -> None:
+    """A template without ``{text}``/``{title}`` (``poison=grammar_offtopic``) is used as
+    written, numbered, and poison.json names no corpus document as its source."""
+    data = make_data()
+    got = Poisoning(rate=0.1, num_passages=3, template="win a cruise {i}").passages(data)
+    assert [x["text"] for x in got.values()] == ["win a cruise 0", "win a cruise 1",
+                                                 "win a cruise 2"]
+    assert {x["source"] for x in got.values()} == {"template"}
+    copied = Poisoning(rate=0.1, num_passages=3, template="{title}: {text}").passages(data)
+    assert all(x["source"] in data.corpus for x in copied.values())
+
+
 def test_passages_from_a_file(tmp_path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text('{"text": "buy now", "title": "ad"}\n\n{"text": "click here"}\n')

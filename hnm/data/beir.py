@@ -84,9 +84,12 @@ def load_beir(path: str | None, name: str | None = None,
                 f"{qrels_dir} holds no qrels file: expected train.tsv, dev.tsv or test.tsv "
                 "with lines 'query-id<TAB>corpus-id<TAB>score'"
             )
-    qrels = {file.stem: _read_qrels(file) for file in files}
+    qrels: dict[str, dict[str, dict[str, int]]] = {}
+    lines: dict[str, dict[tuple[str, str], str]] = {}
+    for file in files:
+        qrels[file.stem], lines[file.stem] = _read_qrels(file)
     data = RetrievalData(name or root.resolve().name, corpus, queries, qrels)
-    data.check_qrels(source=str(root))
+    data.check_qrels(source=str(root), lines=lines)
     log.info("%s: %d documents, %d queries, qrels %s", data.name, len(corpus), len(queries),
              {split: sum(map(len, q.values())) for split, q in data.qrels.items()})
     return data
@@ -170,9 +173,11 @@ def _read_jsonl(file: Path, required: tuple[str, ...]) -> Iterator[tuple[str, di
         yield doc_id, obj
 
 
-def _read_qrels(file: Path) -> dict[str, dict[str, int]]:
-    """``query id -> doc id -> score`` from a BEIR qrels TSV (header line optional)."""
+def _read_qrels(file: Path) -> tuple[dict[str, dict[str, int]], dict[tuple[str, str], str]]:
+    """``query id -> doc id -> score`` from a BEIR qrels TSV (header line optional), and where
+    each judgement was read (``(query id, doc id) -> "FILE line N"``) for later warnings."""
     qrels: dict[str, dict[str, int]] = {}
+    where_read: dict[tuple[str, str], str] = {}
     for number, line in _lines(file):
         fields = line.split("\t")
         if number == 1 and fields[0].strip().lower() in ("query-id", "query_id", "qid"):
@@ -192,7 +197,8 @@ def _read_qrels(file: Path) -> dict[str, dict[str, int]]:
             raise DataError(f"{where}: score {score!r} is not an integer relevance grade "
                             "(0, 1, 2, …)") from None
         qrels.setdefault(qid, {})[doc_id] = int(value)
+        where_read[qid, doc_id] = where
     if not qrels:
         raise DataError(f"{file}: no judgement, only a header; expected lines "
                         "'query-id<TAB>corpus-id<TAB>score'")
-    return qrels
+    return qrels, where_read

@@ -40,18 +40,29 @@ class RetrievalData:
             )
         return self.qrels[name]
 
-    def check_qrels(self, source: str = "") -> None:
+    def check_qrels(self, source: str = "",
+                    lines: dict[str, dict[tuple[str, str], str]] | None = None) -> None:
         """Drop judgements that reference unknown query or document ids, with a warning.
 
+        ``lines`` (split -> (query id, doc id) -> ``"FILE line N"``), where the loader knows
+        them, puts the line of each example in the warning.
         Raises :class:`DataError` when a split is left without any judgement.
         """
         where = f" in {source}" if source else ""
         for split, qrels in list(self.qrels.items()):
+            at = (lines or {}).get(split, {})
+
+            def example(kind: str, name: str, q: str, d: str,
+                        at: dict[tuple[str, str], str] = at) -> str:
+                loc = at.get((q, d))
+                return f"{kind} {name!r}" + (f" ({loc})" if loc else "")
+
             bad_q = [q for q in qrels if q not in self.queries]
             bad_d = sum(1 for q in qrels for d in qrels[q] if d not in self.corpus)
             if bad_q or bad_d:
-                examples = [f"query {q!r}" for q in bad_q[:3]] + [
-                    f"document {d!r}" for q in qrels for d in qrels[q]
+                examples = [example("query", q, q, next(iter(qrels[q]), ""))
+                            for q in bad_q[:3]] + [
+                    example("document", d, q, d) for q in qrels for d in qrels[q]
                     if d not in self.corpus][:3]
                 log.warning(
                     "qrels/%s%s: %d judgement(s) reference unknown query ids and %d unknown "

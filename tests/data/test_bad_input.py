@@ -127,6 +127,9 @@ def test_unknown_ids_warn_with_examples(tmp_path: Path, caplog) -> None:
     root = write(tmp_path / "ds", qrels={"test": "q1\td1\t1\nghost\td1\t1\nq1\tnowhere\t1\n"})
     load_beir(str(root))
     assert "query 'ghost'" in caplog.text and "document 'nowhere'" in caplog.text
+    qrels = root / "qrels" / "test.tsv"  # each example names the qrels line that holds it
+    assert f"query 'ghost' ({qrels} line 2)" in caplog.text
+    assert f"document 'nowhere' ({qrels} line 3)" in caplog.text
 
 
 def test_no_usable_training_pair(tmp_path: Path) -> None:

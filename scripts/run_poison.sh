@@ -14,20 +14,27 @@
 #   SEEDS="1 2" bash scripts/run_poison.sh          # fewer seeds
 #   RATES=0.3 NAMES=baseline SEEDS=1 bash scripts/run_poison.sh  # does the attack take at all?
 #   RATES="0 0.005 0.05" bash scripts/run_poison.sh  # add the unpoisoned control (rate 0)
+#   POISON=grammar_offtopic bash scripts/run_poison.sh results_poison_offtopic  # spam passages
 set -u
 OUT=${1:-results_poison}
 HNM=${HNM:-hnm}
 RATES=${RATES:-0.005 0.05}
 SEEDS=${SEEDS:-1 2 3}
 NAMES=${NAMES:-baseline dense_static ance gist}
-mkdir -p "$OUT"
+POISON=${POISON:-grammar}   # the poison option: grammar, grammar_offtopic
 # shellcheck source=scripts/recipes.sh
 source "$(dirname "$0")/recipes.sh"
 # shellcheck disable=SC2086
 check_names run_poison.sh $NAMES
+if [ ! -f "$(dirname "$0")/../conf/poison/$POISON.yaml" ]; then
+  echo "run_poison.sh: POISON=$POISON is no option of conf/poison/ (expected one of:" \
+    "$(cd "$(dirname "$0")/../conf/poison" && ls -- *.yaml | sed 's/\.yaml$//' | paste -sd ' '))" >&2
+  exit 2
+fi
+mkdir -p "$OUT"
 # the starting model's attack metrics (chance level: nothing learnt yet)
 [ -f "$OUT/zero_shot/metrics.json" ] || \
-  $HNM eval model=null +poison=grammar hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
+  $HNM eval model=null +poison=$POISON hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
 for seed in $SEEDS; do
   for rate in $RATES; do
     for name in $NAMES; do
@@ -36,7 +43,7 @@ for seed in $SEEDS; do
       echo "=== $name rate=$rate seed=$seed start $(date +%T)"
       # shellcheck disable=SC2086
       $HNM train logger=csv eval.zero_shot=false hydra.run.dir="$dir" seed=$seed \
-        +poison=grammar poison.rate=$rate ${ARGS[$name]} \
+        +poison=$POISON poison.rate=$rate ${ARGS[$name]} \
         > "$OUT/${name}_rate${rate}_s$seed.log" 2>&1 \
         || echo "=== $name rate=$rate seed=$seed FAILED (see $OUT/${name}_rate${rate}_s$seed.log)"
     done

@@ -26,9 +26,10 @@ POISON=${POISON:-grammar}   # the poison option: grammar, grammar_offtopic
 source "$(dirname "$0")/recipes.sh"
 # shellcheck disable=SC2086
 check_names run_poison.sh $NAMES
-if [ ! -f "$(dirname "$0")/../conf/poison/$POISON.yaml" ]; then
+POISON_CONF="$(dirname "$0")/../conf/poison"
+if [ ! -f "$POISON_CONF/$POISON.yaml" ]; then
   echo "run_poison.sh: POISON=$POISON is no option of conf/poison/ (expected one of:" \
-    "$(cd "$(dirname "$0")/../conf/poison" && ls -- *.yaml | sed 's/\.yaml$//' | paste -sd ' '))" >&2
+    "$(cd "$POISON_CONF" && ls -- *.yaml | sed 's/\.yaml$//' | paste -sd ' '))" >&2
   exit 2
 fi
 mkdir -p "$OUT"

@@ -10,6 +10,11 @@ from hnm.errors import DataError
 log = logging.getLogger(__name__)
 
 
+def _example(kind: str, name: str, where: str | None) -> str:
+    """``query 'q7' (FILE line 12)``: an unknown id of a qrels warning, with its line if known."""
+    return f"{kind} {name!r}" + (f" ({where})" if where else "")
+
+
 @dataclass
 class RetrievalData:
     """A corpus, its queries and graded relevance judgements per split.
@@ -51,18 +56,12 @@ class RetrievalData:
         where = f" in {source}" if source else ""
         for split, qrels in list(self.qrels.items()):
             at = (lines or {}).get(split, {})
-
-            def example(kind: str, name: str, q: str, d: str,
-                        at: dict[tuple[str, str], str] = at) -> str:
-                loc = at.get((q, d))
-                return f"{kind} {name!r}" + (f" ({loc})" if loc else "")
-
             bad_q = [q for q in qrels if q not in self.queries]
             bad_d = sum(1 for q in qrels for d in qrels[q] if d not in self.corpus)
             if bad_q or bad_d:
-                examples = [example("query", q, q, next(iter(qrels[q]), ""))
+                examples = [_example("query", q, at.get((q, next(iter(qrels[q]), ""))))
                             for q in bad_q[:3]] + [
-                    example("document", d, q, d) for q in qrels for d in qrels[q]
+                    _example("document", d, at.get((q, d))) for q in qrels for d in qrels[q]
                     if d not in self.corpus][:3]
                 log.warning(
                     "qrels/%s%s: %d judgement(s) reference unknown query ids and %d unknown "

@@ -32,12 +32,13 @@ def _forest_trace(r: dict, y: float, color: str, lo: float, hi: float, g: dict |
              f"Holm p={fmt_p(r.get('p_holm'))}")
     if r.get("p_randomisation") is not None:
         stats += f", randomisation p={fmt_p(r.get('p_randomisation'))}"
-    need = r.get("seeds_needed")
+    need = ("" if "seeds_needed" not in r else "<br>seeds needed to detect this Δ: " + (
+        str(r["seeds_needed"]) if r["seeds_needed"] is not None else "not reachable by seeds"))
+    mde = ("" if r.get("mde") is None else
+           f"<br>minimum detectable Δ (80% power): {num(r.get('mde'), sign=False)}")
     head = label(g, r.get("group"), 80)
     summary = (f"<b>{head}</b><br>Δ {html.escape(str(r.get('metric')))} = {num(d)} "
-               f"[{num(r.get('ci_low'))}, {num(r.get('ci_high'))}] (95% CI)<br>{stats}<br>"
-               f"minimum detectable Δ (80% power): {num(r.get('mde'), sign=False)}<br>"
-               f"seeds needed to detect this Δ: {need if need is not None else 'not reachable'}")
+               f"[{num(r.get('ci_low'))}, {num(r.get('ci_high'))}] (95% CI)<br>{stats}{mde}{need}")
     pts: list[tuple] = []  # x, y, size, symbol, text, text position, hover
 
     def gap() -> None:

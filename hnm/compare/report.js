@@ -55,6 +55,7 @@
   var groups = (report.groups || []).filter(function (g) {
     return queries.some(function (q) { return q.values && typeof q.values[String(g.number)] === "number"; });
   });
+  if (!groups.length) { root.appendChild(el("p", "empty", "no group has per-query values")); return; }
   var base = groups.filter(function (g) { return g.baseline; })[0] || groups[0];
   var others = groups.filter(function (g) { return g !== base; });
   var state = { group: others.length ? others[0] : base, query: null, order: [] };

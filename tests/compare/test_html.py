@@ -118,6 +118,8 @@ def test_forest_has_one_trace_per_group_labelled_at_its_row(report):
             tick = ticks["ticktext"][ticks["tickvals"].index(row)]
             assert tick.startswith(f"#{trace['meta']['group']} ")
             assert labels[trace["meta"]["group"]][:10] in tick
+            hover = trace["hovertext"][trace["marker"]["size"].index(13)]
+            assert "minimum detectable Δ (80% power)" in hover and "seeds needed" in hover
         notes = [a["text"] for a in f["figure"]["layout"]["annotations"]]
         assert sum("paired t-test p=" in n and "Holm p=" in n for n in notes) == 3
 

@@ -63,9 +63,12 @@ def _check_query(driver, report, i: int) -> None:
         assert f"{q['values'][col['group']]:.4f}" in col["value"]
 
 
+def _severe(driver) -> list:
+    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
 def test_page_loads_without_console_errors(driver):
-    severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
-    assert severe == []
+    assert _severe(driver) == []
     assert driver.execute_script("return document.querySelectorAll('script').length") == 3
     assert "split: test" in driver.title
 
@@ -103,6 +106,7 @@ def test_choosing_a_query_in_the_list_shows_its_lists(driver, report, tmp_path):
     Select(driver.find_element(By.ID, "pq-list")).select_by_value("0")
     _check_query(driver, report, 0)
     assert HOSTILE in _detail(driver)["text"]
+    assert _severe(driver) == []
     browser.full_page_screenshot(driver, tmp_path / "compare_query.png")
 
 
@@ -122,3 +126,17 @@ def test_clicking_a_point_in_the_scatter_shows_that_query(driver, report):
     _check_query(driver, report, unique)
     selected = driver.execute_script("return document.getElementById('pq-scatter').data[1].x")
     assert selected == [coords[unique][0]]
+    assert _severe(driver) == []
+
+
+def test_the_group_selector_redraws_the_scatter(driver, report):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element(By.ID, "pq-group")).select_by_value("3")
+    ys = driver.execute_script("return Array.from(document.getElementById('pq-scatter').data[0].y)")
+    assert ys == [q["values"]["3"] for q in report["per_query"]["queries"]]
+    assert driver.find_element(By.ID, "pq-summary").text.startswith("#3 ")
+    assert driver.execute_script(
+        "return document.querySelector('#pq-detail .pq-col:nth-child(2)').dataset.group") == "3"
+    assert _severe(driver) == []

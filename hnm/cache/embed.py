@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from hnm import counting
 from hnm.cache.fingerprint import FORMAT, model_key, text_keys
 from hnm.cache.store import KeyedEntries, evict
 from hnm.errors import check_range
@@ -187,10 +188,11 @@ def frozen(model: Any, inner: EmbedFn, **settings: Any) -> EmbedFn:
     shapes ``inner``'s output (they become part of the key)."""
 
     def f(texts: Sequence[str]) -> np.ndarray:
-        cache = active()
-        if cache is None:
-            return inner(texts)
-        return cache.embed(model, texts, inner, settings)
+        with counting.asked(len(texts)):
+            cache = active()
+            if cache is None:
+                return inner(texts)
+            return cache.embed(model, texts, inner, settings)
 
     return f
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from hnm import counting
 from hnm.encoders.inference import backend_for
 from hnm.types import EmbedFn
 
@@ -28,6 +29,7 @@ def embed_fn(model: SentenceTransformer, batch_size: int = 64, desc: str | None 
     runner = backend_for(model, backend)
 
     def f(texts: Sequence[str]) -> np.ndarray:
+        counting.add(len(texts))
         with eval_mode(model), torch.inference_mode():
             return runner.encode(model, texts, batch_size, progress)
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from hnm import counting
 from hnm.encoders.embed import eval_mode
 from hnm.errors import ConfigError, check_choice
 from hnm.modules.context import ScoreContext
@@ -105,6 +106,7 @@ class TeacherScorer:
             return out
         if self.is_cross:
             pairs = [(queries[i], doc_texts[j]) for i, j in zip(rows.tolist(), cols.tolist())]
+            counting.add(len(pairs))
             scores = self.model.predict(pairs, batch_size=self.batch_size, convert_to_tensor=True,
                                         activation_fn=torch.nn.Identity(),
                                         show_progress_bar=False)

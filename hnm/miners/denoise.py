@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hnm import counting
 from hnm.errors import ConfigError
 from hnm.miners.base import Candidates
 from hnm.miners.dense_static import DenseStaticMiner
@@ -180,6 +181,7 @@ class DenoiseMiner(DenseStaticMiner):
             ce = self._load_cross_encoder()
             texts = [(self.data.queries[self.qids[i]], self.data.doc_text(self.doc_ids[j]))
                      for i, j in zip(q, d)]
+            counting.add(len(texts))
             out = ce.predict(texts, batch_size=self.guide_batch_size, show_progress_bar=False,
                              convert_to_numpy=True)
             return np.asarray(out, dtype=np.float32).reshape(len(q))

@@ -12,12 +12,14 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def build_loggers(node: DictConfig | None, save_dir: str, group: str | None, name: str,
-                  config: dict[str, Any]) -> list[Any]:
+                  config: dict[str, Any], tags: list[str] | None = None) -> list[Any]:
     """Instantiate the configured Lightning loggers.
 
     ``node`` is either one logger (a mapping with ``_target_``), a mapping of several (each
     value a logger config, e.g. ``{wandb: …, tensorboard: …}``) or empty (no logger). W&B
-    loggers get the sweep ``group`` and run ``name`` unless the config sets them.
+    loggers get the sweep ``group``, the run ``name`` and ``tags`` unless the config sets
+    them; a TensorBoard logger without a ``version`` writes under the run's name
+    (``<run folder>/tensorboard/<name>``), so TensorBoard lists runs by the same names.
     """
     if node is None or len(node) == 0:
         return []
@@ -34,6 +36,10 @@ def build_loggers(node: DictConfig | None, save_dir: str, group: str | None, nam
                 extra["group"] = group
             if spec.get("name") is None:
                 extra["name"] = name
+            if spec.get("tags") is None and tags:
+                extra["tags"] = list(tags)
+        if target.endswith("TensorBoardLogger") and not spec.get("version"):
+            extra["version"] = name.replace(" ", "_").replace("/", "_")
         logger = instantiate(spec, **extra)
         logger.log_hyperparams(config)
         loggers.append(logger)

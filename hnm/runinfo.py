@@ -24,6 +24,17 @@ def run_dir() -> Path:
         return Path.cwd()
 
 
+def task_overrides() -> list[str]:
+    """The current job's command-line overrides, without Hydra's and the loggers' own."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = HydraConfig.get().overrides.task
+    except (ValueError, ImportError):
+        return []
+    return [str(o) for o in task if not str(o).startswith(("hydra.", "logger."))]
+
+
 def sweep_info() -> tuple[str | None, str]:
     """(group, name) for loggers: a multirun is one group named after its sweep folder, and each
     run is named by its overrides."""

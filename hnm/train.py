@@ -19,12 +19,14 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from hnm import checkpoint as ckpt_io
+from hnm import counting, dashboards
 from hnm.cache import EmbeddingCache, activate, frozen_embed_fn
 from hnm.cache import from_config as cache_from_config
 from hnm.callbacks.checkpoint import RunCheckpoint, StopRequest, interrupts
 from hnm.callbacks.curve import TrainCurve
 from hnm.callbacks.progress import progress_lines
 from hnm.callbacks.refresh import MinerRefresh, SamplerRefresh
+from hnm.callbacks.val_curve import ValCurve
 from hnm.compare.files import write_eval_outputs
 from hnm.config_check import check_kwargs, check_node, instantiate
 from hnm.data.datamodule import RetrievalDataModule
@@ -36,11 +38,21 @@ from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
 from hnm.modules.telemetry import time_split
 from hnm.report import before_after_table, print_table
+from hnm.runcontext import (
+    CONTEXT_FILE,
+    LoadMonitor,
+    data_context,
+    hydra_choices,
+    machine,
+    run_label,
+    strategy_name,
+)
 from hnm.runinfo import (
     atomic_path,
     claim,
     run_dir,
     sweep_info,
+    task_overrides,
     write_json,
     write_status,
     write_text,
@@ -137,6 +149,18 @@ class Run:
     resume_state: dict[str, Any] | None = None
     checkpoints: RunCheckpoint | None = None
     stop: StopRequest = field(default_factory=StopRequest)
+    # what the run's numbers depend on besides its config (context.json), the learning
+    # curve, the machine's load and the texts counted without gradient at the start
+    context: dict[str, Any] = field(default_factory=dict)
+    val_curve: ValCurve | None = None
+    load: LoadMonitor | None = None
+    nograd_start: int = 0
+    eval_texts: int = 0
+
+    @property
+    def split(self) -> str:
+        """The evaluated split: the stage name of the final evaluation's metric keys."""
+        return str(self.cfg.data.eval_split)
 
     def parts(self) -> dict[str, Any]:
         """Configured strategies by report name: ``sampler``, ``miner``, ``negatives/<name>``,
@@ -150,6 +174,44 @@ class Run:
             out[f"negatives/{name}"] = s
         out["loss"] = self.module.loss_fn
         return out
+
+
+def run_context(cfg: DictConfig, data: RetrievalData, pairs: TrainPairs, evaluator: Any
+                ) -> dict[str, Any]:
+    """The run's strategy, dashboard name and group, data fingerprints and machine
+    (``context.json``; the W&B/TensorBoard names and tags)."""
+    strategy = strategy_name(OmegaConf.to_container(cfg, resolve=False),  # type: ignore
+                             hydra_choices())
+    sweep_group, _ = sweep_info()
+    return {"strategy": strategy, "name": run_label(strategy, cfg.seed), "seed": cfg.seed,
+            "group": str(cfg.get("group") or sweep_group or "") or None,
+            "overrides": " ".join(task_overrides()),
+            **data_context(data, pairs, str(cfg.data.eval_split), list(evaluator.qids)),
+            "machine": machine()}
+
+
+def build_val_curve(cfg: DictConfig, data: RetrievalData, out: Path) -> ValCurve | None:
+    """``eval.every_n_steps=N``: the learning curve's evaluator on a fixed subset of
+    ``eval.val_split`` (``eval.val_queries`` queries, ``eval.val_corpus`` documents)."""
+    every = cfg.eval.get("every_n_steps")
+    if not every:
+        return None
+    from hnm.eval.subset import eval_subset
+
+    ev = cfg.eval
+    subset = eval_subset(data, str(ev.get("val_split") or "dev"), ev.get("val_queries"),
+                         ev.get("val_corpus"), int(ev.evaluator.get("seed") or 0))
+    evaluator = instantiate(ev.evaluator, "eval.evaluator", _partial_=True)(
+        data=subset, split=str(ev.get("val_split") or "dev"), max_queries=None)
+    batch = int(ev.batch_size)
+
+    def embedders(module: Any) -> tuple[EmbedFn, EmbedFn]:
+        doc = module.doc_encoder
+        return (embed_fn(module.encoder, batch, progress=False),
+                embed_fn(module.encoder, batch, progress=False) if doc is None
+                else frozen_embed_fn(doc, batch, progress=False))
+
+    return ValCurve(evaluator, int(every), out / "val_curve.csv", embedders)
 
 
 def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
@@ -175,6 +237,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     check_kwargs("module", dict(cfg.module), RetrievalModule)
     data = load_data(cfg) if data is None else data
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
+    drawn = pairs  # the context fingerprints the pairs drawn, before any poisoning
     data, pairs, poisoning = poison_data(cfg, data, pairs, out)
     log.info("dataset %s: %d training pairs, %d corpus documents, %d %s queries",
              data.name, len(pairs), len(data.corpus), len(data.split(cfg.data.eval_split)),
@@ -199,13 +262,19 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
                              negatives=strategies, **cfg.module)
     if isinstance(miner, ConfiguresModule):
         miner.configure_module(module)  # e.g. ADORE's frozen document encoder
-    group, name = sweep_info()
-    loggers = build_loggers(cfg.get("logger"), str(out), group, name, config)
+    context = run_context(cfg, data, drawn, evaluator)
+    loggers = build_loggers(cfg.get("logger"), str(out), context["group"], context["name"],
+                            {**config, "strategy": context["strategy"],
+                             "overrides": context["overrides"]},
+                            dashboards.tags(context["strategy"], config))
     sampler_refresh = SamplerRefresh(dm.batch_sampler, cfg.eval.batch_size)
     dm.before_first_batches.append(sampler_refresh.prepare)
     callbacks: list[L.Callback] = [sampler_refresh]
     if miner is not None:
         callbacks.append(MinerRefresh(miner, cfg.eval.batch_size))
+    val_curve = build_val_curve(cfg, data, out)
+    if val_curve is not None:
+        callbacks.append(val_curve)
     curve = TrainCurve(out / "train_curve.csv")
     if resume_ckpt is not None:
         curve.resume_step = int(resume_ckpt["hnm"]["position"]["global_step"])
@@ -233,7 +302,8 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
               cache=cache_from_config(cfg.get("cache"), cfg.paths.cache_dir),
               resume_path=resume_path,
               resume_state=None if resume_ckpt is None else resume_ckpt["hnm"],
-              checkpoints=checkpoints, stop=stop)
+              checkpoints=checkpoints, stop=stop, context=context, val_curve=val_curve,
+              load=LoadMonitor().start(), nograd_start=counting.nograd_texts())
     checkpoints.state = lambda batches_done: ckpt_io.run_state(run, batches_done)
     module.after_batch.append(checkpoints.after_batch)
     check_can_act(run.parts(), trainer, len(dm.batch_sampler))
@@ -248,10 +318,13 @@ def prepare(run: Run) -> None:
         restore_resumed(run)
         return
     if cfg.eval.zero_shot and env_rank() == 0:  # other DDP ranks: nothing to report
-        t0 = time.perf_counter()
-        run.metrics.update(run.evaluator(embed, embed, "zero_shot"))
+        t0, n0 = time.perf_counter(), counting.nograd_texts()
+        zero_shot = run.evaluator(embed, embed, "zero_shot")
+        run.eval_texts += counting.nograd_texts() - n0
+        run.metrics.update(zero_shot)
         write_eval_outputs(run.evaluator, run.out, "zero_shot")
         run.timings["time/zero_shot_eval_s"] = time.perf_counter() - t0
+        dashboards.log_at(run.loggers, zero_shot, step=0)  # the curves' starting point
     if run.miner is not None and not run.miner_from_sampler:  # TAS-B's come with its refresh
         t0 = time.perf_counter()
         stats = run.miner.mine(run.data, run.pairs, embed, embed) or {}
@@ -297,7 +370,9 @@ def fit(run: Run) -> None:
                             weights_only=True)  # a checkpoint never runs code
     except SIGTERMException:
         run.stop.signum = run.stop.signum or 15
-    run.timings["time/fit_s"] = time.perf_counter() - t0
+    # the learning curve's evaluations run inside fit; they are evaluation, not training
+    curve_s = run.val_curve.seconds if run.val_curve is not None else 0.0
+    run.timings["time/fit_s"] = time.perf_counter() - t0 - curve_s
     if run.stop.signum is not None:
         interrupted(run)
     finish_relaunch()  # DDP launcher: close the process group before the next job of a sweep
@@ -330,13 +405,15 @@ def report(run: Run) -> float:
     cfg, trainer, out, metrics = run.cfg, run.trainer, run.out, run.metrics
     if not trainer.is_global_zero:  # another DDP rank: rank 0 evaluates, saves and reports
         return float("nan")
-    t0 = time.perf_counter()
+    t0, n0 = time.perf_counter(), counting.nograd_texts()
     doc_model = run.module.doc_encoder  # ADORE: the corpus side stays the frozen encoder
     doc_embed = (run.embed if doc_model is None  # ADORE's frozen document encoder: cached
                  else frozen_embed_fn(doc_model, cfg.eval.batch_size))
-    metrics.update(run.evaluator(run.embed, doc_embed, "test"))
-    write_eval_outputs(run.evaluator, out, "test")
-    run.timings["time/test_eval_s"] = time.perf_counter() - t0
+    final = run.evaluator(run.embed, doc_embed, run.split)  # keys name the split
+    run.eval_texts += counting.nograd_texts() - n0
+    metrics.update(final)
+    write_eval_outputs(run.evaluator, out, run.split)
+    run.timings["time/final_eval_s"] = time.perf_counter() - t0
     with atomic_path(claim(out / "model", "a saved model")) as tmp:  # complete or absent
         run.encoder.save(str(tmp))
     if doc_model is not None:
@@ -350,25 +427,56 @@ def report(run: Run) -> float:
                    {"cache/encoded_texts": 0.0, "cache/cached_texts": 0.0})
     metrics["train/pairs"] = float(len(run.pairs))
     metrics["train/steps"] = float(trainer.global_step)
+    metrics.update(compute_metrics(run))
     effects = effect_metrics(run.parts())
     metrics.update(effects)
-    for logger in run.loggers:
-        logger.log_metrics(dict(metrics), step=trainer.global_step)
+    later = {k: v for k, v in metrics.items() if not k.startswith("zero_shot/")}
+    dashboards.log_at(run.loggers, later, step=trainer.global_step, skip_tensorboard=True)
+    dashboards.tensorboard_hparams(run.loggers, {**resolved(cfg), "strategy":
+                                                 run.context["strategy"]},
+                                   later, trainer.global_step, run.split)
     write_json(out / "metrics.json", metrics)
+    write_json(out / CONTEXT_FILE, {**run.context, "load": run.load.summary()
+                                    if run.load is not None else {}})
     if not (out / "config.yaml").exists():
         write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    print_table(before_after_table(metrics, run.data.name, split=str(cfg.data.eval_split)))
+    print_table(before_after_table(metrics, run.data.name, after=run.split, split=run.split))
     warn_no_effect(effects, list(run.parts()))
     print(f"run folder: {out}")
+    hint = dashboards.wandb_hint(run.loggers, out)
+    if hint:
+        print(hint)
     write_status(out, "finished")
     run.finished = True
     key = str(cfg.optimize_metric)
     if "/" not in key:
-        key = f"test/{run.data.name}/{key}"
+        key = f"{run.split}/{run.data.name}/{key}"
     if key not in metrics:
         raise ConfigError(f"optimize_metric={key!r} is not among the run's metrics: "
                           f"{', '.join(sorted(k for k in metrics if '/' in k)[:12])}, …")
     return float(metrics[key])
+
+
+def compute_metrics(run: Run) -> dict[str, float]:
+    """What the run used (``compute/…`` in ``metrics.json``): texts encoded with gradient,
+    texts run through a model without gradient (counted whether encoded or served from the
+    embedding cache) for the strategy and for evaluation, the learning curve's cost, and the
+    process's CPU time and the machine's load during the run."""
+    if run.load is not None:
+        run.load.stop()
+    load = run.load.summary() if run.load is not None else {}
+    nograd = counting.nograd_texts() - run.nograd_start
+    evaluated = run.eval_texts + (run.val_curve.texts if run.val_curve is not None else 0)
+    out = {"compute/texts_with_grad": float(run.module.texts_with_grad),
+           "compute/nograd_texts_strategy": float(max(0, nograd - evaluated)),
+           "compute/nograd_texts_eval": float(evaluated),
+           "compute/cpu_s": float(load.get("cpu_s", 0.0))}
+    for key in ("load_mean", "other_load"):
+        if key in load:
+            out[f"compute/{key}"] = float(load[key])
+    if run.val_curve is not None:
+        out.update(run.val_curve.metrics())
+    return out
 
 
 def cleanup(run: Run) -> None:

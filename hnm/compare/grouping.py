@@ -9,7 +9,9 @@ from hnm.compare.runs import RunRecord
 from hnm.errors import ConfigError
 
 # config keys (and their sub-keys) that never define a group: replicates, paths, loggers
-IGNORED = ("seed", "hydra", "paths", "logger", "task_name", "resume")
+IGNORED = ("seed", "hydra", "paths", "logger", "task_name", "resume", "group",
+           # the learning curve only reports (a run trains the same with or without it)
+           "eval.every_n_steps", "eval.val_split", "eval.val_queries", "eval.val_corpus")
 ABSENT = "<absent>"
 STRATEGY_SECTIONS = ("sampler", "miner", "negatives")
 

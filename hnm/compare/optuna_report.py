@@ -27,7 +27,8 @@ def best_trial_report(sweep_dir: Path, metric: str = "ndcg@10") -> str | None:
     if best is not None:
         for metrics in sorted(sweep_dir.glob("*/metrics.json")):
             values = [v for k, v in json.loads(metrics.read_text()).items()
-                      if k == metric or ("/" not in metric and k.startswith("test/")
+                      if k == metric or ("/" not in metric and k.count("/") == 2
+                                         and k.split("/")[0] not in ("zero_shot", "val")
                                          and k.endswith(f"/{metric}"))]
             if any(isinstance(v, (int, float)) and abs(v - float(best)) < 1e-12
                    for v in values):

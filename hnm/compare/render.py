@@ -1,4 +1,11 @@
-"""The comparison as text: a terminal table (rich), Markdown and CSV."""
+"""The comparison as text: terminal tables (rich), Markdown and CSV.
+
+Two tables, both naming the split: the metrics of every group (mean ± std over seeds) and the
+differences against the baseline, one row per group and tested metric (Δ with its 95% CI, the
+paired t-test's p, Holm's adjusted p, the randomisation test's p, the minimum detectable Δ and
+the seeds that would detect the observed one). ``compare.csv`` holds the same per group, dataset
+and metric, with the compute columns.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +18,11 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from hnm.compare.summary import SummaryRow
+from hnm.compare.compute import ComputeTable
+from hnm.compare.summary import TEST_NAME, MetricTest, SummaryRow
 
 
-def _num(x: float, digits: int = 4) -> str:
+def _num(x: float | None, digits: int = 4) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
@@ -25,70 +33,113 @@ def format_p(p: float | None) -> str:
     return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
-def headers(columns: Sequence[str], metric: str) -> list[str]:
-    """Column titles; a metric column ``{stage}/{metric}`` is titled ``{metric}``, except the
-    zero-shot one."""
-    names = [c.replace("zero_shot/", "zero-shot ") if c.startswith("zero_shot/")
-             and not all(x.startswith("zero_shot/") for x in columns) else c.split("/")[-1]
-             for c in columns]
-    return ["#", "group", "dataset", "seeds", *names, f"Δ {metric} [95% CI]", "p (t-test)",
-            "p (randomisation)", "queries"]
+def stage_title(stage: str, split: str) -> str:
+    """``test`` for the final evaluation, ``zero-shot (test)`` for the zero-shot one."""
+    return split if stage == "final" else f"{stage.replace('_', '-')} ({split})"
+
+
+def headers(columns: Sequence[str], split: str) -> list[str]:
+    """Titles of the metrics table; a metric column is ``{split} {metric}``."""
+    names = [f"zero-shot {c.split('/')[-1]}" if c.startswith("zero_shot/") and
+             not all(x.startswith("zero_shot/") for x in columns)
+             else f"{split} {c.split('/')[-1]}" for c in columns]
+    return ["#", "group", "dataset", "seeds", *names]
 
 
 def cells(row: SummaryRow, columns: Sequence[str]) -> list[str]:
-    """Display strings of one row, aligned with :func:`headers`."""
-    out = [str(row.number), row.group.label, row.dataset, str(row.seeds)]
+    out = [str(row.number) + (" (baseline)" if row.baseline else ""), row.group.label,
+           row.dataset, ",".join(str(s) for s in row.seeds)]
     for col in columns:
         mean, std = row.metrics.get(col, (float("nan"), float("nan")))
         out.append("-" if not math.isfinite(mean) else f"{_num(mean)} ± {_num(std)}")
-    t = row.paired
-    if row.baseline:
-        out += ["baseline", "", "", ""]
-    elif t is None:
-        out += [row.note or "-", "-", "-", "-"]
-    else:
-        out += [f"{t.mean_diff:+.4f} [{t.ci_low:+.4f}, {t.ci_high:+.4f}]", format_p(t.p_ttest),
-                format_p(t.p_random), str(t.n)]
     return out
 
 
-def rich_table(rows: Sequence[SummaryRow], columns: Sequence[str], metric: str,
-               title: str) -> Table:
+DELTA_HEADERS = ["#", "group", "dataset", "metric", "Δ [95% CI]", "p (t-test)", "Holm p",
+                 "p (randomisation)", "MDE (80%)", "seeds needed", "queries"]
+
+
+def delta_cells(row: SummaryRow, t: MetricTest) -> list[str]:
+    p = t.paired
+    head = [str(row.number), row.group.label, row.dataset, t.metric]
+    if p is None:
+        return [*head, t.note or "-", "-", "-", "-", "-", "-", "-"]
+    seeds = (str(t.seeds_needed) if t.seeds_needed is not None
+             else f"- ({t.seeds_note})" if t.seeds_note else "-")
+    return [*head, f"{p.mean_diff:+.4f} [{p.ci_low:+.4f}, {p.ci_high:+.4f}]",
+            format_p(p.p_ttest), format_p(t.p_holm), format_p(p.p_random), _num(t.mde),
+            seeds, str(p.n)]
+
+
+def delta_rows(rows: Sequence[SummaryRow]) -> list[list[str]]:
+    return [delta_cells(r, t) for r in rows for t in r.tests.values()]
+
+
+def delta_note(rows: Sequence[SummaryRow]) -> str:
+    tested = sum(1 for r in rows if not r.baseline)
+    return (f"Δ = group − baseline per query (metrics averaged over each group's seeds), 95% "
+            f"bootstrap CI; p: two-sided {TEST_NAME} over queries; Holm p: adjusted over the "
+            f"{tested} group(s) tested per metric; MDE: smallest Δ detectable with 80% power "
+            "at α=0.05 with these seeds and queries; seeds needed: per group, to detect the "
+            "observed Δ.")
+
+
+def rich_table(head: Sequence[str], body: Sequence[Sequence[str]], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for h in headers(columns, metric):
-        table.add_column(h, justify="left" if h in ("group", "dataset") else "right")
-    for row in rows:
-        table.add_row(*cells(row, columns))
+    for h in head:
+        table.add_column(h, justify="left" if h in ("group", "dataset", "metric") else "right")
+    for row in body:
+        table.add_row(*row)
     return table
 
 
-def markdown(rows: Sequence[SummaryRow], columns: Sequence[str], metric: str,
-             title: str) -> str:
-    head = headers(columns, metric)
-    lines = [f"# {title}", "", "| " + " | ".join(head) + " |",
-             "|" + "|".join("---" if h in ("group", "dataset") else "--:" for h in head) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(row, columns))
-                     + " |")
-    return "\n".join(lines) + "\n"
+def markdown_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join("---" if h in ("group", "dataset", "metric") else "--:"
+                            for h in head) + "|"]
+    return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                    for row in body]
 
 
-def csv_text(rows: Sequence[SummaryRow], columns: Sequence[str]) -> str:
-    """Machine-readable numbers: mean and std per metric, the paired test and the runs."""
+def csv_text(rows: Sequence[SummaryRow], columns: Sequence[str], split: str, stage: str,
+             compute: ComputeTable) -> str:
+    """One line per group, dataset and tested metric (the baseline: one per metric with its
+    means): split, seeds, mean/std, zero-shot, Δ, CI, p with its test, Holm p, MDE, seeds
+    needed, and the group's compute figures."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["number", "group", "dataset", "seeds", "baseline",
-                     *[f"{c}_{s}" for c in columns for s in ("mean", "std")],
-                     "mean_diff", "ci_low", "ci_high", "p_ttest", "p_randomisation", "queries",
-                     "note", "runs"])
+    comp_names = compute.headers[3:]
+    writer.writerow(["number", "group", "baseline", "dataset", "split", "stage", "metric",
+                     "seeds", "n_seeds", "mean", "std", "zero_shot_mean", "delta", "ci_low",
+                     "ci_high", "test", "p", "p_holm", "p_randomisation", "mde_80",
+                     "seeds_needed", "seeds_note", "paired_seeds", "seed_deltas", "queries",
+                     "note", *[f"compute:{c}" for c in comp_names], "runs"])
+    metrics = [c.split("/")[1] for c in columns if not c.startswith("zero_shot/")
+               or stage == "zero_shot"]
     for row in rows:
-        t = row.paired
-        stats = ([t.mean_diff, t.ci_low, t.ci_high, t.p_ttest, t.p_random, t.n]
-                 if t is not None else [""] * 6)
-        writer.writerow([row.number, row.group.label, row.dataset, row.seeds, row.baseline,
-                         *[v for c in columns for v in row.metrics.get(c, ("", ""))],
-                         *stats, row.note, " ".join(str(r.path) for r in row.group.runs)])
+        comp = compute.numbers[row.number - 1]
+        for m in metrics:
+            mean, std = row.metrics.get(f"{stage}/{m}", (math.nan, math.nan))
+            zs = row.metrics.get(f"zero_shot/{m}", (math.nan, math.nan))[0]
+            t = row.tests.get(m)
+            p = t.paired if t is not None else None
+            stats = ([p.mean_diff, p.ci_low, p.ci_high, TEST_NAME, p.p_ttest, t.p_holm,
+                      p.p_random] if p is not None and t is not None else [""] * 7)
+            extra = ([_blank(t.mde), "" if t.seeds_needed is None else t.seeds_needed,
+                      t.seeds_note, t.paired_seeds, " ".join(f"{d:.6f}" for d in
+                                                             t.seed_deltas)]
+                     if t is not None else [""] * 5)
+            writer.writerow([row.number, row.group.label, row.baseline, row.dataset, split,
+                             stage, m, " ".join(str(s) for s in row.seeds), len(row.seeds),
+                             _blank(mean), _blank(std), _blank(zs), *stats, *extra,
+                             p.n if p is not None else "", t.note if t is not None else "",
+                             *[_blank(comp.get(c, math.nan)) for c in comp_names],
+                             " ".join(str(r.path) for r in row.group.runs)])
     return buf.getvalue()
+
+
+def _blank(x: float | None) -> object:
+    return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
 def print_wide(table: Table) -> None:

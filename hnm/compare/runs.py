@@ -12,10 +12,16 @@ from typing import Any
 
 from hnm.compare.files import find_per_query
 from hnm.errors import DataError, HnmError
+from hnm.runcontext import CONTEXT_FILE
 
 log = logging.getLogger(__name__)
 
 CURVE_FILE = "train_curve.csv"
+VAL_CURVE_FILE = "val_curve.csv"
+# the stage of a run's evaluation after training, whatever its split: its metric keys are
+# ``{split}/{dataset}/{metric}`` on disk (``test/…`` for runs from before keys named the split)
+# and ``final/{dataset}/{metric}`` in a RunRecord
+FINAL = "final"
 
 
 @dataclass
@@ -34,8 +40,24 @@ class RunRecord:
     config: dict[str, Any]
     overrides: list[str]
     metrics: dict[str, float]
+    context: dict[str, Any] = field(default_factory=dict)
+    final_stage: str = "test"
     _per_query: dict[tuple[str, str], dict[str, dict[str, float]] | None] = field(
         default_factory=dict, repr=False)
+
+    @property
+    def split(self) -> str:
+        """The split the final evaluation ran on (``context.json``, else the config)."""
+        return str(self.context.get("eval_split") or self.config.get("data.eval_split")
+                   or "test")
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    def file_stage(self, stage: str) -> str:
+        """The stage name in the run's files: :data:`FINAL` is the split's name."""
+        return self.final_stage if stage == FINAL else stage
 
     def datasets(self, stage: str) -> list[str]:
         """Datasets with metrics of ``stage`` (keys ``{stage}/{dataset}/{metric}``)."""
@@ -49,7 +71,8 @@ class RunRecord:
         if key not in self._per_query:
             from hnm.eval.run_io import read_per_query
 
-            path = find_per_query(self.path, stage, dataset, self.datasets(stage) == [dataset])
+            path = find_per_query(self.path, self.file_stage(stage), dataset,
+                                  self.datasets(stage) == [dataset])
             self._per_query[key] = read_per_query(path) if path is not None else None
         return self._per_query[key]
 
@@ -64,6 +87,20 @@ class RunRecord:
             if rows:
                 return rows
         return []
+
+    def val_curve(self, metric: str) -> list[tuple[int, float]]:
+        """The learning curve of ``metric`` (``val_curve.csv``): (step, value) rows."""
+        path = self.path / VAL_CURVE_FILE
+        if not path.is_file():
+            return []
+        out = []
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                try:
+                    out.append((int(row["step"]), float(row[metric])))
+                except (KeyError, TypeError, ValueError):
+                    continue
+        return out
 
 
 def _read_rows(path: Path, columns: dict[str, str]) -> list[dict[str, float]]:
@@ -118,9 +155,31 @@ def load_run(path: Path) -> RunRecord:
                         ) from err
     if not isinstance(metrics, dict) or not isinstance(config, dict):
         raise DataError(f"{path}: metrics.json and .hydra/config.yaml must hold mappings")
-    return RunRecord(path=path, config=flatten(config), overrides=[str(o) for o in overrides],
-                     metrics={k: float(v) for k, v in metrics.items()
-                              if isinstance(v, (int, float))})
+    context: dict[str, Any] = {}
+    if (path / CONTEXT_FILE).is_file():
+        try:
+            context = json.loads((path / CONTEXT_FILE).read_text()) or {}
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path / CONTEXT_FILE}: not valid JSON ({err})") from err
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    run = RunRecord(path=path, config=flatten(config), overrides=[str(o) for o in overrides],
+                    metrics={}, context=context if isinstance(context, dict) else {})
+    run.final_stage, run.metrics = canonical_stages(numbers, run.split)
+    return run
+
+
+def canonical_stages(metrics: dict[str, float], split: str) -> tuple[str, dict[str, float]]:
+    """(the final stage's name on disk, metrics with its keys renamed to :data:`FINAL`).
+
+    The final evaluation's keys are ``{split}/…``; runs written before keys named the split
+    used ``test/…`` whatever the split (their config's ``data.eval_split`` says which)."""
+    def stage_of(key: str) -> str | None:
+        return key.split("/")[0] if key.count("/") == 2 else None
+
+    stages = {stage_of(k) for k in metrics}
+    final = split if split in stages else "test"
+    return final, {(f"{FINAL}/{k.split('/', 1)[1]}" if stage_of(k) == final else k): v
+                   for k, v in metrics.items()}
 
 
 def _natural(path: Path) -> list[Any]:

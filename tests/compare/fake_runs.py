@@ -11,10 +11,13 @@ import yaml
 
 def write_run(folder: Path, *, seed: int, overrides: list[str], config: dict,
               per_query: dict[str, float] | None, dataset: str = "toy",
-              curve: list[float] | None = None) -> Path:
-    """A run whose test ndcg@10 is the mean of ``per_query`` (other metrics derived)."""
+              curve: list[float] | None = None, split: str = "test",
+              zero_shot: float = 0.1, context: dict | None = None) -> Path:
+    """A run whose ``split`` ndcg@10 is the mean of ``per_query`` (other metrics derived);
+    ``context`` is written as context.json."""
     (folder / ".hydra").mkdir(parents=True)
     cfg = {"seed": seed, "task_name": "train", "paths": {"cache_dir": str(folder)},
+           "data": {"eval_split": split},
            "logger": {"_target_": "lightning.pytorch.loggers.CSVLogger"}, **config}
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
     (folder / ".hydra" / "overrides.yaml").write_text(
@@ -22,12 +25,15 @@ def write_run(folder: Path, *, seed: int, overrides: list[str], config: dict,
     metrics = {"train/steps": 3.0}
     if per_query is not None:
         mean = float(np.mean(list(per_query.values())))
-        metrics.update({f"test/{dataset}/ndcg@10": mean, f"test/{dataset}/recall@100": mean / 2,
-                        f"zero_shot/{dataset}/ndcg@10": 0.1})
-        with open(folder / "test_per_query.jsonl", "w") as f:
+        metrics.update({f"{split}/{dataset}/ndcg@10": mean,
+                        f"{split}/{dataset}/recall@100": mean / 2,
+                        f"zero_shot/{dataset}/ndcg@10": zero_shot})
+        with open(folder / f"{split}_per_query.jsonl", "w") as f:
             for q, v in per_query.items():
                 f.write(json.dumps({"qid": q, "ndcg@10": v, "recall@100": v / 2}) + "\n")
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    if context is not None:
+        (folder / "context.json").write_text(json.dumps(context))
     if curve is not None:
         rows = ["step,epoch,loss,lr,elapsed_s"]
         rows += [f"{i + 1},0,{v},0.001,{i}" for i, v in enumerate(curve)]

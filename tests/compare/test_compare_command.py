@@ -15,9 +15,10 @@ from hnm.errors import HnmError
 from tests.compare.fake_runs import planted_sweep, write_run
 
 
-def _rows(out: Path) -> dict[str, dict[str, str]]:
+def _rows(out: Path, metric: str = "ndcg@10") -> dict[str, dict[str, str]]:
+    """compare.csv's lines of ``metric``, by group label."""
     text = (out / "compare.csv").read_text()
-    return {r["group"]: r for r in csv.DictReader(io.StringIO(text))}
+    return {r["group"]: r for r in csv.DictReader(io.StringIO(text)) if r["metric"] == metric}
 
 
 def test_planted_group_is_significant_identical_is_not(tmp_path: Path, capsys) -> None:
@@ -25,21 +26,30 @@ def test_planted_group_is_significant_identical_is_not(tmp_path: Path, capsys) -
     out = compare(parser().parse_args([str(sweep), "--resamples", "2000"]))
     assert out.parent == sweep and out.name.startswith("compare-")
     rows = _rows(out)
-    assert rows["defaults"]["baseline"] == "True" and rows["defaults"]["p_ttest"] == ""
+    assert rows["defaults"]["baseline"] == "True" and rows["defaults"]["p"] == ""
     better, same = rows["+sampler=ngame"], rows["loss.temperature=0.1"]
-    assert float(better["p_ttest"]) < 0.05 and float(better["p_randomisation"]) < 0.05
-    assert float(better["mean_diff"]) == pytest.approx(0.08, abs=0.01)
+    assert float(better["p"]) < 0.05 and float(better["p_randomisation"]) < 0.05
+    assert better["test"] == "paired t-test" and better["split"] == "test"
+    assert float(better["delta"]) == pytest.approx(0.08, abs=0.01)
     assert float(better["ci_low"]) > 0
-    assert float(same["p_ttest"]) == pytest.approx(1.0)
+    # Holm over the two tested groups: the smaller p doubled (or capped at 1)
+    assert float(better["p_holm"]) == pytest.approx(min(1.0, 2 * float(better["p"])))
+    assert 0 < float(better["mde_80"]) < 0.08 and better["seeds_needed"] == "1"
+    assert float(same["p"]) == pytest.approx(1.0)
     assert float(same["p_randomisation"]) == pytest.approx(1.0)
-    assert better["seeds"] == "2" and better["queries"] == "60"
-    assert float(better["test/ndcg@10_std"]) == pytest.approx(0.0, abs=0.01)
+    assert same["seeds_needed"] == "" and "0" in same["seeds_note"]
+    assert better["n_seeds"] == "2" and better["queries"] == "60"
+    assert float(better["std"]) == pytest.approx(0.0, abs=0.01)
+    assert set(_rows(out, "recall@100")) == set(rows)  # every tested metric has its lines
     printed = capsys.readouterr().out
-    assert "p (t-test)" in printed and "+sampler=ngame" in printed and "baseline" in printed
+    assert "p (t-test)" in printed and "Holm p" in printed and "+sampler=ngame" in printed
+    assert "baseline" in printed
     png = (out / "compare.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     md = (out / "compare.md").read_text()
-    assert "| # | group |" in md and "p (randomisation)" in md and md.split("## Compute")[0].count("\n| ") == 4
+    assert "Split: **test**" in md and "| # | group |" in md and "Holm p" in md
+    assert md.split("## Δ")[0].count("\n| ") == 4
+    assert (out / "curves.png").is_file() and (out / "compare.html").is_file()
 
 
 def test_baseline_flag_and_missing_per_query(tmp_path: Path, capsys) -> None:
@@ -49,7 +59,7 @@ def test_baseline_flag_and_missing_per_query(tmp_path: Path, capsys) -> None:
                                        "--out", str(tmp_path / "cmp")]))
     rows = _rows(out)
     assert rows["loss.temperature=0.1"]["baseline"] == "True"
-    assert float(rows["defaults"]["p_ttest"]) == pytest.approx(1.0)
+    assert float(rows["defaults"]["p"]) == pytest.approx(1.0)
     assert rows["+sampler=ngame"]["note"] == "no per-query file"
     assert "no test per-query file" in capsys.readouterr().out
 
@@ -66,7 +76,7 @@ def test_never_overwrites_and_user_errors(tmp_path: Path) -> None:
         compare(parser().parse_args([str(sweep), "--metric", "ndcg@1000",
                                      "--out", str(tmp_path / "x")]))
     assert not (tmp_path / "x").exists()
-    with pytest.raises(HnmError, match="stages found: test, zero_shot"):
+    with pytest.raises(HnmError, match="expected final, zero_shot or the runs' split"):
         compare(parser().parse_args([str(sweep), "--stage", "dev"]))
 
 
@@ -74,7 +84,7 @@ def test_single_run_without_per_query_or_curve(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", seed=1, overrides=[], config={}, per_query={"q": 0.3})
     (run / "test_per_query.jsonl").unlink()
     out = compare(parser().parse_args([str(run)]))
-    assert _rows(out)["defaults"]["test/ndcg@10_mean"] == "0.3"
+    assert _rows(out)["defaults"]["mean"] == "0.3"
     assert (out / "compare.png").stat().st_size > 0
 
 

@@ -37,12 +37,14 @@ def test_compare_on_asr(tmp_path: Path, capsys) -> None:
                       {q: float(i % 5 != 4) for i, q in enumerate(qids)})  # 0.8
     out = compare(parser().parse_args([str(tmp_path / "runs"), "--metric", "asr@10",
                                        "--resamples", "500"]))
-    rows = {r["group"]: r for r in csv.DictReader(io.StringIO((out / "compare.csv").read_text()))}
-    ngame = rows["+sampler=ngame"]
-    assert float(ngame["test/asr@10_mean"]) == pytest.approx(0.8)
-    assert float(ngame["mean_diff"]) == pytest.approx(0.6)  # paired over the 40 queries
-    assert float(ngame["p_ttest"]) < 0.01 and ngame["queries"] == "40"
-    assert "test/clean_asr@10_mean" in ngame and "test/clean_ndcg@10_mean" in ngame
+    rows = {(r["group"], r["metric"]): r
+            for r in csv.DictReader(io.StringIO((out / "compare.csv").read_text()))}
+    ngame = rows[("+sampler=ngame", "asr@10")]
+    assert float(ngame["mean"]) == pytest.approx(0.8)
+    assert float(ngame["delta"]) == pytest.approx(0.6)  # paired over the 40 queries
+    assert float(ngame["p"]) < 0.01 and ngame["queries"] == "40"
+    assert ("+sampler=ngame", "clean_asr@10") in rows
+    assert ("+sampler=ngame", "clean_ndcg@10") in rows
     assert "asr@10" in capsys.readouterr().out
 
 

@@ -160,10 +160,10 @@ def test_sweep_goes_on_after_a_failed_job(tmp_path: Path) -> None:
     assert status["error"] == "batch_size=0 is not valid; expected an integer >= 1"
     assert "hnm: error: job #1" in out.stderr
     summary = out.stdout[out.stdout.index(f"sweep {sweep}"):]
-    assert "failed" in summary and "finished" in summary
-    assert f"sweep {sweep}: 1 of 3 jobs did not finish:" in summary
+    assert "3 jobs, 2 finished" in summary and "1 job(s) did not finish:" in summary
+    assert f"sweep {sweep}: 1 of 3 jobs did not finish" in summary
     assert "  1 (batch_size=0): failed: batch_size=0 is not valid; expected an integer >= 1\n" \
-        in summary  # the overrides that differ between jobs; the others in the title
+        in summary  # the overrides that differ between jobs
     # stdout is a pipe: progress lines instead of Lightning's bar, its INFO lines once each
     assert out.stdout.count("train step 2/3 (67%)") == 1  # job 0: 20 pairs, batch 8
     assert out.stdout.count("train step 1/2 (50%)") == 0  # smoke: a line every 2 steps

@@ -11,7 +11,6 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from hnm.report import print_table, runs_table
 from hnm.runinfo import STATUS_FILE, read_status
 
 # exit status of a sweep with failed jobs: 2 when every failure was the user's input (a bad
@@ -96,39 +95,76 @@ def sweep_exit_code(rows: list[dict[str, Any]]) -> int:
     return EXIT_USER_ERRORS if all(r.get("user_error") for r in failed) else EXIT_FAILED
 
 
+def summarize_sweep(sweep_dir: Path, rows: list[dict[str, Any]]) -> str | None:
+    """The 80-column summary of a training sweep's finished runs (also written to
+    ``summary.md``/``summary.csv`` in the sweep folder); None when no run finished."""
+    from hnm.compare import sweep_text
+    from hnm.compare.grouping import group_runs
+    from hnm.compare.runs import find_runs
+    from hnm.dashboards import sync_line
+    from hnm.errors import HnmError
+    from hnm.runinfo import claim
+
+    try:
+        runs = find_runs([sweep_dir])
+    except HnmError:
+        return None
+    groups = group_runs(runs)
+    plain = [i for i, g in enumerate(groups) if g.is_plain]
+    baseline = plain[0] if len(plain) == 1 else None  # a sweep of one plain group and others
+    lines = sweep_text.group_lines(groups, baseline)
+    splits = sorted({r.split for r in runs})
+    common = shared_overrides(rows)
+    failed = [{**r, "overrides": " ".join(o for o in r["override_list"] if o not in common)}
+              for r in rows if r["status"] != "finished"]
+    commands = ["# Δ per group with CIs, figures, compare.html:", f"hnm compare {sweep_dir}"]
+    if any(sweep_dir.glob("**/wandb/offline-run-*")):
+        commands += ["# upload the runs to W&B:",
+                     sync_line([f"{sweep_dir}/*/wandb/offline-run-*"])]
+    split = "/".join(splits)
+    text = sweep_text.text(sweep_dir, split, lines, len(rows), failed, commands)
+    for name, body in (("summary.md", sweep_text.markdown(sweep_dir, split, lines, failed,
+                                                           commands)),
+                       ("summary.csv", sweep_text.csv_text(split, lines))):
+        try:
+            claim(sweep_dir / name, name).write_text(body, encoding="utf-8")
+        except HnmError:
+            text += f"({name} exists in the sweep folder; left as it is)\n"
+    return text
+
+
 class SweepSummary(Callback):
-    """Prints the sweep's jobs (overrides, zero-shot and final nDCG@10 / Recall@100, and the
-    one-line reason of each job that did not finish); exits with :func:`sweep_exit_code` when
-    a job failed (Hydra calls the end-of-sweep callbacks last first, so this one, listed first,
-    runs after the others)."""
+    """At the end of a training sweep, prints its summary (groups with mean ± std over seeds,
+    readable in an 80-column log, the jobs that did not finish, and the next commands:
+    ``hnm compare`` and ``wandb sync``) and saves it as ``summary.md``/``summary.csv`` in the
+    sweep folder; exits with :func:`sweep_exit_code` when a job failed (Hydra calls the
+    end-of-sweep callbacks last first, so this one, listed first, runs after the others)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = collect_jobs(sweep_dir, config.get("task_name", "train") != "mine")
+        task = config.get("task_name", "train")
+        rows = collect_jobs(sweep_dir, task != "mine")
         if not rows:
             print(f"sweep {sweep_dir}: no run finished")
             return
-        metric_cols = []
-        for key in ("zero_shot", "test"):
-            for m in ("ndcg@10", "recall@100"):
-                metric_cols += sorted({k for r in rows for k in r if k.startswith(f"{key}/")
-                                       and k.endswith(f"/{m}")})
-        failed = [r for r in rows if r["status"] != "finished"]
-        columns = ["run", "overrides", *metric_cols]
-        if failed:
-            columns += ["status", "error"]
-            for r in rows:
-                if r["status"] == "finished":
-                    r["error"] = ""
-        common = shared_overrides(rows)
-        shown = [{**r, "overrides": " ".join(o for o in r["override_list"]
-                                             if o not in common) or "-"} for r in rows]
-        title = f"sweep {sweep_dir}" + (f" (all jobs: {' '.join(common)})" if common else "")
-        print_table(runs_table(shown, columns, title=title))
+        text = summarize_sweep(sweep_dir, rows) if task == "train" else None
+        if text is not None:
+            print(text, end="")
+        else:
+            self._jobs_table(sweep_dir, rows)
         code = sweep_exit_code(rows)
         if code:
-            print(f"sweep {sweep_dir}: {len(failed)} of {len(rows)} jobs did not finish:")
-            for r in shown:
-                if r["status"] != "finished":
+            failed = [r for r in rows if r["status"] != "finished"]
+            print(f"sweep {sweep_dir}: {len(failed)} of {len(rows)} jobs did not finish")
+            if text is None:
+                for r in failed:
                     print(f"  {r['run']} ({r['overrides']}): {r['status']}: {r['error']}")
             raise SystemExit(code)
+
+    @staticmethod
+    def _jobs_table(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
+        """One line per job (``hnm mine`` sweeps, or a training sweep where no run finished)."""
+        print(f"sweep {sweep_dir}: {len(rows)} jobs")
+        for r in rows:
+            state = r["status"] + (f": {r.get('error')}" if r["status"] != "finished" else "")
+            print(f"  {r['run']}: {r['overrides'] or '-'}: {state}")

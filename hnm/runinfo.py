@@ -35,6 +35,18 @@ def task_overrides() -> list[str]:
     return [str(o) for o in task if not str(o).startswith(("hydra.", "logger."))]
 
 
+def job_number() -> int | None:
+    """The job's number in a multirun (None for a single run)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except (ValueError, ImportError):
+        return None
+    return int(hc.job.num) if hc.mode == RunMode.MULTIRUN else None
+
+
 def sweep_info() -> tuple[str | None, str]:
     """(group, name) for loggers: a multirun is one group named after its sweep folder, and each
     run is named by its overrides."""

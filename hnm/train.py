@@ -33,7 +33,7 @@ from hnm.data.datamodule import RetrievalDataModule
 from hnm.data.dataset import RetrievalData, TrainPairs
 from hnm.dist import env_rank, finish_relaunch, prepare_relaunch
 from hnm.encoders.embed import embed_fn
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, check_range
 from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
 from hnm.modules.telemetry import time_split
@@ -42,6 +42,7 @@ from hnm.runcontext import (
     CONTEXT_FILE,
     LoadMonitor,
     data_context,
+    fingerprint,
     hydra_choices,
     machine,
     run_label,
@@ -50,6 +51,7 @@ from hnm.runcontext import (
 from hnm.runinfo import (
     atomic_path,
     claim,
+    job_number,
     run_dir,
     sweep_info,
     task_overrides,
@@ -155,6 +157,7 @@ class Run:
     val_curve: ValCurve | None = None
     load: LoadMonitor | None = None
     nograd_start: int = 0
+    grad_start: int = 0
     eval_texts: int = 0
 
     @property
@@ -176,29 +179,52 @@ class Run:
         return out
 
 
-def run_context(cfg: DictConfig, data: RetrievalData, pairs: TrainPairs, evaluator: Any
-                ) -> dict[str, Any]:
+def run_context(cfg: DictConfig, data: RetrievalData, pairs: TrainPairs, evaluator: Any,
+                encoder: Any) -> dict[str, Any]:
     """The run's strategy, dashboard name and group, data fingerprints and machine
     (``context.json``; the W&B/TensorBoard names and tags)."""
+    from hnm.cache import weights_fingerprint
+
     strategy = strategy_name(OmegaConf.to_container(cfg, resolve=False),  # type: ignore
                              hydra_choices())
     sweep_group, _ = sweep_info()
-    return {"strategy": strategy, "name": run_label(strategy, cfg.seed), "seed": cfg.seed,
+    job = job_number()
+    name = run_label(strategy, cfg.seed) + (f" #{job}" if job is not None else "")
+    fp = weights_fingerprint(encoder)
+    return {"strategy": strategy, "name": name, "seed": cfg.seed,
+            "encoder_fp": fp[:16] if fp else None,
             "group": str(cfg.get("group") or sweep_group or "") or None,
             "overrides": " ".join(task_overrides()),
             **data_context(data, pairs, str(cfg.data.eval_split), list(evaluator.qids)),
             "machine": machine()}
 
 
+def check_optimize_metric(cfg: DictConfig) -> None:
+    """``optimize_metric`` as a full key must name the stage this run reports: its eval split
+    (``dev/…`` when ``data.eval_split=dev``), refused before training rather than after."""
+    key, split = str(cfg.optimize_metric), str(cfg.data.eval_split)
+    if key.count("/") == 2 and key.split("/")[0] != split:
+        raise ConfigError(f"optimize_metric={key!r} names the stage {key.split('/')[0]!r}, but "
+                          f"this run's final evaluation is on data.eval_split={split!r} (its "
+                          f"keys are {split}/…); give the metric alone (optimize_metric="
+                          f"{key.split('/')[-1]}) or {split}/{key.split('/', 1)[1]}")
+
+
 def build_val_curve(cfg: DictConfig, data: RetrievalData, out: Path) -> ValCurve | None:
     """``eval.every_n_steps=N``: the learning curve's evaluator on a fixed subset of
     ``eval.val_split`` (``eval.val_queries`` queries, ``eval.val_corpus`` documents)."""
     every = cfg.eval.get("every_n_steps")
-    if not every:
+    if every is None:
         return None
     from hnm.eval.subset import eval_subset
 
     ev = cfg.eval
+    for key in ("every_n_steps", "val_queries", "val_corpus"):
+        value = ev.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"eval.{key}={value!r} is not valid; expected an integer >= 1")
+        if value is not None:
+            check_range(f"eval.{key}", value, 1)
     subset = eval_subset(data, str(ev.get("val_split") or "dev"), ev.get("val_queries"),
                          ev.get("val_corpus"), int(ev.evaluator.get("seed") or 0))
     evaluator = instantiate(ev.evaluator, "eval.evaluator", _partial_=True)(
@@ -211,7 +237,10 @@ def build_val_curve(cfg: DictConfig, data: RetrievalData, out: Path) -> ValCurve
                 embed_fn(module.encoder, batch, progress=False) if doc is None
                 else frozen_embed_fn(doc, batch, progress=False))
 
-    return ValCurve(evaluator, int(every), out / "val_curve.csv", embedders)
+    curve = ValCurve(evaluator, int(every), out / "val_curve.csv", embedders)
+    curve.fingerprint = fingerprint([str(ev.get("val_split") or "dev"),
+                                     *sorted(subset.queries), "|", *sorted(subset.corpus)])
+    return curve
 
 
 def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
@@ -235,6 +264,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
         if cfg.get(key) is not None:
             check_node(cfg._get_node(key), key)
     check_kwargs("module", dict(cfg.module), RetrievalModule)
+    check_optimize_metric(cfg)
     data = load_data(cfg) if data is None else data
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
     drawn = pairs  # the context fingerprints the pairs drawn, before any poisoning
@@ -262,7 +292,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
                              negatives=strategies, **cfg.module)
     if isinstance(miner, ConfiguresModule):
         miner.configure_module(module)  # e.g. ADORE's frozen document encoder
-    context = run_context(cfg, data, drawn, evaluator)
+    context = run_context(cfg, data, drawn, evaluator, encoder)
     loggers = build_loggers(cfg.get("logger"), str(out), context["group"], context["name"],
                             {**config, "strategy": context["strategy"],
                              "overrides": context["overrides"]},
@@ -275,9 +305,12 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     val_curve = build_val_curve(cfg, data, out)
     if val_curve is not None:
         callbacks.append(val_curve)
+        context["val_fp"] = val_curve.fingerprint
     curve = TrainCurve(out / "train_curve.csv")
     if resume_ckpt is not None:
         curve.resume_step = int(resume_ckpt["hnm"]["position"]["global_step"])
+        if val_curve is not None:
+            val_curve.resume_step = curve.resume_step
     callbacks.append(curve)
     stop = StopRequest()
     ck = dict(cfg.get("checkpoint") or {})
@@ -303,7 +336,8 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
               resume_path=resume_path,
               resume_state=None if resume_ckpt is None else resume_ckpt["hnm"],
               checkpoints=checkpoints, stop=stop, context=context, val_curve=val_curve,
-              load=LoadMonitor().start(), nograd_start=counting.nograd_texts())
+              load=LoadMonitor().start(), nograd_start=counting.nograd_texts(),
+              grad_start=counting.grad_texts())
     checkpoints.state = lambda batches_done: ckpt_io.run_state(run, batches_done)
     module.after_batch.append(checkpoints.after_batch)
     check_can_act(run.parts(), trainer, len(dm.batch_sampler))
@@ -318,9 +352,9 @@ def prepare(run: Run) -> None:
         restore_resumed(run)
         return
     if cfg.eval.zero_shot and env_rank() == 0:  # other DDP ranks: nothing to report
-        t0, n0 = time.perf_counter(), counting.nograd_texts()
+        t0, n0 = time.perf_counter(), counting.thread_texts()
         zero_shot = run.evaluator(embed, embed, "zero_shot")
-        run.eval_texts += counting.nograd_texts() - n0
+        run.eval_texts += counting.thread_texts() - n0
         run.metrics.update(zero_shot)
         write_eval_outputs(run.evaluator, run.out, "zero_shot")
         run.timings["time/zero_shot_eval_s"] = time.perf_counter() - t0
@@ -405,12 +439,12 @@ def report(run: Run) -> float:
     cfg, trainer, out, metrics = run.cfg, run.trainer, run.out, run.metrics
     if not trainer.is_global_zero:  # another DDP rank: rank 0 evaluates, saves and reports
         return float("nan")
-    t0, n0 = time.perf_counter(), counting.nograd_texts()
+    t0, n0 = time.perf_counter(), counting.thread_texts()
     doc_model = run.module.doc_encoder  # ADORE: the corpus side stays the frozen encoder
     doc_embed = (run.embed if doc_model is None  # ADORE's frozen document encoder: cached
                  else frozen_embed_fn(doc_model, cfg.eval.batch_size))
     final = run.evaluator(run.embed, doc_embed, run.split)  # keys name the split
-    run.eval_texts += counting.nograd_texts() - n0
+    run.eval_texts += counting.thread_texts() - n0
     metrics.update(final)
     write_eval_outputs(run.evaluator, out, run.split)
     run.timings["time/final_eval_s"] = time.perf_counter() - t0
@@ -467,7 +501,7 @@ def compute_metrics(run: Run) -> dict[str, float]:
     load = run.load.summary() if run.load is not None else {}
     nograd = counting.nograd_texts() - run.nograd_start
     evaluated = run.eval_texts + (run.val_curve.texts if run.val_curve is not None else 0)
-    out = {"compute/texts_with_grad": float(run.module.texts_with_grad),
+    out = {"compute/texts_with_grad": float(counting.grad_texts() - run.grad_start),
            "compute/nograd_texts_strategy": float(max(0, nograd - evaluated)),
            "compute/nograd_texts_eval": float(evaluated),
            "compute/cpu_s": float(load.get("cpu_s", 0.0))}
@@ -483,6 +517,8 @@ def cleanup(run: Run) -> None:
     """Finalise the loggers (each W&B run closed, so the next job of a sweep gets its own) and
     restore the DDP relaunch state, whatever happened."""
     finish_relaunch()
+    if run.load is not None:
+        run.load.stop()
     if not run.trainer.is_global_zero:
         return
     for logger in run.loggers:

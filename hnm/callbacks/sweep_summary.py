@@ -4,22 +4,18 @@ it failed) and exit non-zero when a job failed."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from hnm.compare.runs import natural_key
 from hnm.runinfo import STATUS_FILE, read_status
 
 # exit status of a sweep with failed jobs: 2 when every failure was the user's input (a bad
 # knob, a missing file: the status a single run exits with), else 1
 EXIT_USER_ERRORS, EXIT_FAILED = 2, 1
-
-
-def _natural(path: Path) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
 def _overrides(run: Path) -> list[str]:
@@ -35,7 +31,7 @@ def job_folders(sweep_dir: Path) -> list[Path]:
     """The sweep's job folders: those with ``metrics.json``, ``status.json`` or ``.hydra/``."""
     found = {p.parent for name in ("metrics.json", STATUS_FILE) for p in sweep_dir.glob(f"**/{name}")}
     found |= {p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")}
-    return sorted(found, key=_natural)
+    return sorted(found, key=natural_key)
 
 
 def collect_jobs(sweep_dir: Path, bare_is_unfinished: bool = True) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from hnm import counting
+from hnm.errors import check_range
 from hnm.runinfo import claim
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,12 @@ class ValCurve(L.Callback):
     Each point is logged as ``val/{dataset}/{metric}`` at its step and appended to
     ``val_curve.csv`` (``step, epoch, ndcg@10, recall@100, mrr@10, map@100, eval_s``) in the
     run folder, which ``hnm compare`` plots per group. The point after step N is computed when
-    batch N+1 starts (before its timer, refreshes and random draws), the last one when training
-    ends. Training is unaffected: the encoder's modes are restored, and the evaluation runs
-    inside saved-and-restored random states (torch, NumPy, ``random``), so a run's loss curve
-    is the same with and without the curve. Only global rank 0 evaluates.
+    batch N+1 starts (after the batch was drawn and any refresh of this batch ran, before the
+    step's timer), the last one when training ends. Training is unaffected: the encoder's
+    modes are restored, and the evaluation runs inside saved-and-restored random states (torch
+    CPU and the current CUDA device, NumPy, ``random``), so a run's loss curve is the same with
+    and without the curve. Only global rank 0 evaluates; the other ranks wait for it at their
+    next collective.
 
     Args:
         evaluator: a :class:`~hnm.eval.RetrievalEvaluator` of the validation subset
@@ -42,10 +45,13 @@ class ValCurve(L.Callback):
     """
 
     def __init__(self, evaluator: Any, every_n_steps: int, path: str | Path, embed: Any) -> None:
+        check_range("eval.every_n_steps", every_n_steps, 1)
         self.evaluator = evaluator
         self.every_n_steps = int(every_n_steps)
         self.path = Path(path)
         self.embed = embed
+        self.resume_step: int | None = None  # a resumed run: the checkpoint's step
+        self.fingerprint = ""  # of the validation subset (set by hnm train; context.json)
         self.seconds = 0.0
         self.texts = 0  # texts embedded for the curve (evaluation, not the strategy's cost)
         self.points = 0
@@ -55,9 +61,9 @@ class ValCurve(L.Callback):
         self._writer: Any = None
 
     def _open(self, step: int) -> None:
-        """A new file, or (a resumed run) the existing one without the points after ``step``
-        (computed after the checkpoint, before the run stopped)."""
-        if self.path.is_file():
+        """A new file (never over an existing one), or, for a resumed run, its own file without
+        the points after ``step`` (computed after the checkpoint, before the run stopped)."""
+        if self.resume_step is not None and self.path.is_file():
             with open(self.path, newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
             kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
@@ -79,16 +85,17 @@ class ValCurve(L.Callback):
         if step <= self._last or self._writer is None:
             return
         self._last = step
-        t0, n0 = time.perf_counter(), counting.nograd_texts()
+        t0, n0 = time.perf_counter(), counting.thread_texts()
         states = (random.getstate(), np.random.get_state())
-        with torch.random.fork_rng(devices=[]):
+        devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=devices):
             eq, ed = self.embed(module)
             found = self.evaluator(eq, ed, "val")
         random.setstate(states[0])
         np.random.set_state(states[1])
         dt = time.perf_counter() - t0
         self.seconds += dt
-        self.texts += counting.nograd_texts() - n0
+        self.texts += counting.thread_texts() - n0
         self.points += 1
         name = self.evaluator.data.name
         row = [found.get(f"val/{name}/{m}", float("nan")) for m in CURVE_METRICS]

@@ -97,11 +97,13 @@ def resolve_stage(stage: str, runs: list) -> str:
 def compare(args: argparse.Namespace) -> Path:
     """Run the comparison; returns the output folder."""
     from hnm.compare.comparability import comparability_warnings, refuse_incomparable
-    from hnm.compare.compute import compute_table, markdown_lines
+    from hnm.compare.compute import compute_table
     from hnm.compare.grouping import IGNORED, group_runs, pick_baseline
+    from hnm.compare.outputs import command_line, figures_for, to_wandb, write, write_report
     from hnm.compare.render import (
         DELTA_HEADERS,
         cells,
+        compute_markdown,
         csv_text,
         delta_note,
         delta_rows,
@@ -135,7 +137,7 @@ def compare(args: argparse.Namespace) -> Path:
         raise ConfigError(f"--metric {args.metric!r} is not among the runs' "
                           f"{stage_title(stage, split)} metrics: {', '.join(names)}")
     columns = metric_columns(groups, stage, args.metric)
-    warnings = comparability_warnings(groups, baseline, args.metric, args.zero_shot_tol)
+    warnings = comparability_warnings(groups, baseline, args.metric, args.zero_shot_tol, stage)
     compute = compute_table(groups, baseline)
     out = output_folder(args)
     where = stage_title(stage, split)
@@ -157,15 +159,16 @@ def compare(args: argparse.Namespace) -> Path:
     if deltas:
         md += ["", f"## Δ against the baseline ({where} split)", "",
                *markdown_table(DELTA_HEADERS, deltas), "", delta_note(rows)]
-    md += markdown_lines(compute)
+    md += compute_markdown(compute)
     if warnings:
         md += ["", "## Warnings", "", *[f"> {w}" for w in warnings]]
     csv_body = csv_text(rows, columns, split, stage, compute)
     write(out, "compare.md", "\n".join(md) + "\n")
     write(out, "compare.csv", csv_body)
-    figures = figures_for(args, groups, baseline, rows, stage, split, out)
-    html = write_report(args, out, title, split, stage, groups, baseline, rows, (head, body),
-                        compute, warnings)
+    figures = figures_for(args.metric, groups, baseline, rows, stage, split, out)
+    command = command_line(args.folders)
+    html = write_report(out, title, split, stage, command, groups, baseline, rows,
+                        (head, body), compute, warnings, args.metric, not args.no_texts)
     missing = [str(r.path) for r in runs for d in r.datasets(stage)
                if r.per_query(stage, d) is None]
     if missing:
@@ -174,71 +177,10 @@ def compare(args: argparse.Namespace) -> Path:
     written = ["compare.md", "compare.csv", *[f.name for f in figures]] + (
         [html.name] if html else [])
     print(f"comparison written to {out} ({', '.join(written)})")
-    to_wandb(args, groups, out, csv_body, figures, {"split": split, "stage": stage,
-             "baseline": groups[baseline].label, "metric": args.metric,
-             "metrics": tested_metrics(args.metric), "command": command_line(args)})
+    to_wandb(args.wandb, groups, out, csv_body, figures, {
+        "split": split, "stage": stage, "baseline": groups[baseline].label,
+        "metric": args.metric, "metrics": tested_metrics(args.metric), "command": command})
     return out
-
-
-def write(out: Path, name: str, text: str) -> None:
-    from hnm.runinfo import claim
-
-    claim(out / name, name).write_text(text, encoding="utf-8")
-
-
-def command_line(args: argparse.Namespace) -> str:
-    import shlex
-
-    return "hnm compare " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(
-        sys.argv) > 2 and sys.argv[1] == "compare" else "hnm compare " + " ".join(
-        shlex.quote(str(f)) for f in args.folders)
-
-
-def figures_for(args, groups, baseline, rows, stage, split, out) -> list[Path]:
-    from hnm.compare.plot import plot_curves, plot_forest
-    from hnm.compare.summary import tested_metrics
-    from hnm.runinfo import claim
-
-    figures = [plot_forest(rows, tested_metrics(args.metric), stage, split,
-                           claim(out / "compare.png", "plot"))]
-    val_splits = sorted({str(r.config.get("eval.val_split") or "dev") for g in groups
-                         for r in g.runs})
-    curves = plot_curves(groups, baseline, args.metric, ", ".join(val_splits),
-                         claim(out / "curves.png", "plot"))
-    return figures + ([curves] if curves is not None else [])
-
-
-def write_report(args, out, title, split, stage, groups, baseline, rows, table, compute,
-                 warnings) -> Path | None:
-    """``compare.html`` (None when the page cannot be built here)."""
-    from hnm.compare.report_data import report
-    from hnm.compare.summary import tested_metrics
-    from hnm.runinfo import claim
-
-    try:
-        from hnm.compare.html import write_html
-    except ImportError:
-        return None
-    data = report(title, split, stage, command_line(args), f"{dt.datetime.now():%Y-%m-%d %H:%M}",
-                  groups, baseline, rows, table, compute, warnings, args.metric,
-                  tested_metrics(args.metric), with_texts=not args.no_texts)
-    return write_html(data, claim(out / "compare.html", "compare.html"))
-
-
-def to_wandb(args, groups, out, csv_body, figures, config) -> None:
-    from hnm.compare.wandb_log import log_comparison
-
-    try:
-        folder = log_comparison(groups, out, csv_body, figures, config, args.wandb)
-    except Exception as err:  # noqa: BLE001 - the files are written; W&B is an extra
-        print(f"W&B: the comparison was not logged ({type(err).__name__}: {err})")
-        return
-    if folder is not None:
-        offline = sorted(out.glob("wandb/offline-run-*"))
-        if offline:
-            print(f"W&B (offline): upload the comparison with: wandb sync {offline[-1]}")
-        else:
-            print(f"W&B: the comparison is logged (local files in {folder})")
 
 
 def print_skipped(notes: list[str], shown: int = 10) -> None:

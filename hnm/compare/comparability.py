@@ -17,6 +17,7 @@ from hnm.compare.conditions import condition_differences, exposure_differences
 from hnm.compare.grouping import Group
 from hnm.compare.runs import FINAL, RunRecord
 from hnm.errors import ConfigError
+from hnm.runcontext import fingerprint
 
 # zero-shot metrics of the same starting model and evaluation are identical up to the
 # numerics of the encoder pass (bf16 vs fp32 moves nDCG@10 by well under this)
@@ -27,14 +28,14 @@ def _name(i: int, g: Group) -> str:
     return f"group {i + 1} ({g.label})"
 
 
-def _queries(run: RunRecord, stage: str, dataset: str) -> tuple[str, object] | None:
-    """What identifies the queries a run evaluated: its per-query ids, else its context's
-    fingerprint (runs that have neither cannot be checked)."""
+def _queries(run: RunRecord, stage: str, dataset: str) -> str | None:
+    """The fingerprint of the queries a run evaluated (``context.json``'s ``eval_fp`` is the
+    same fingerprint): from its per-query ids, else its context; None when it has neither."""
     pq = run.per_query(stage, dataset)
     if pq is not None:
-        return "ids", frozenset(pq)
-    if run.context.get("dataset") == dataset and run.context.get("eval_fp"):
-        return "fp", run.context["eval_fp"]
+        return fingerprint(sorted(pq))
+    if stage == FINAL and run.context.get("dataset") == dataset and run.context.get("eval_fp"):
+        return str(run.context["eval_fp"])
     return None
 
 
@@ -57,33 +58,45 @@ def refuse_incomparable(groups: Sequence[Group], baseline: int, stage: str = FIN
                               f" dataset(s), the baseline on {', '.join(sorted(base_sets))}; "
                               "compare groups evaluated on the same datasets")
     for dataset in sorted(base_sets):
-        ref_run = base.runs[0]
-        ref = _queries(ref_run, stage, dataset)
+        ref_run = next((r for r in base.runs if _queries(r, stage, dataset)), None)
+        ref = _queries(ref_run, stage, dataset) if ref_run is not None else None
         for i, g in enumerate(groups):
             for run in g.runs:
                 mine = _queries(run, stage, dataset)
-                if ref is None or mine is None or mine[0] != ref[0] or mine == ref:
+                if ref is None or mine is None or mine == ref:
                     continue
-                detail = (f"{len(mine[1])} vs {len(ref[1])} queries"  # type: ignore[arg-type]
-                          if mine[0] == "ids" else "another query set")
+                pq, ref_pq = run.per_query(stage, dataset), ref_run.per_query(stage, dataset)
+                detail = (f" ({len(pq)} vs {len(ref_pq)} queries)" if pq is not None and
+                          ref_pq is not None else "")
                 raise ConfigError(
                     f"{_name(i, g)}: run {run.path} was evaluated on other {dataset} queries "
-                    f"than the baseline's run {ref_run.path} ({detail}); compare runs "
+                    f"than the baseline's run {ref_run.path}{detail}; compare runs "
                     "evaluated alike (the same eval.evaluator.max_queries and seed)")
 
 
+def unchecked_queries(groups: Sequence[Group], stage: str = FINAL) -> list[str]:
+    """Runs whose evaluated queries cannot be checked (no per-query file, no context)."""
+    return [str(r.path) for g in groups for r in g.runs for d in r.datasets(stage)
+            if _queries(r, stage, d) is None]
+
+
 def _seed_warnings(groups: Sequence[Group], baseline: int) -> list[str]:
-    base = sorted({str(r.seed) for r in groups[baseline].runs})
-    out = []
+    base = sorted(str(r.seed) for r in groups[baseline].runs)
+    out, twice = [], []
     for i, g in enumerate(groups):
-        mine = sorted({str(r.seed) for r in g.runs})
+        mine = sorted(str(r.seed) for r in g.runs)
+        if len(set(mine)) < len(mine):
+            twice.append(f"  {_name(i, g)}: seeds {', '.join(mine)}")
         if i != baseline and mine != base:
             out.append(f"  {_name(i, g)}: seeds {', '.join(mine)}; baseline: {', '.join(base)}")
-    if not out:
-        return []
-    return ["WARNING: seed sets differ from the baseline's, so runs are not paired by seed and "
-            "seed-to-seed variation is part of each Δ; train every group with the same seeds:",
-            *out]
+    lines = []
+    if out:
+        lines += ["WARNING: seed sets differ from the baseline's, so runs are not paired by "
+                  "seed; train every group with the same seeds:", *out]
+    if twice:
+        lines += ["WARNING: a seed repeats within a group (the same run twice, or runs that "
+                  "differ in a key hnm compare ignores): they count as separate seeds:", *twice]
+    return lines
 
 
 def _zero_shot_warnings(groups: Sequence[Group], baseline: int, metric: str,
@@ -130,10 +143,35 @@ def _data_warnings(groups: Sequence[Group], baseline: int) -> list[str]:
     return ["WARNING: groups trained on other data than the baseline at the same seed:", *out]
 
 
+def _context_warnings(groups: Sequence[Group], baseline: int) -> list[str]:
+    """Other starting weights than the baseline's, and learning curves measured on other
+    validation subsets (curves of different subsets are not comparable)."""
+    base_fp = {r.context.get("encoder_fp") for r in groups[baseline].runs} - {None}
+    enc = [f"  {_name(i, g)}: {r.path}" for i, g in enumerate(groups) for r in g.runs
+           if i != baseline and base_fp and r.context.get("encoder_fp")
+           and r.context["encoder_fp"] not in base_fp]
+    curves = {r.context.get("val_fp") for g in groups for r in g.runs} - {None}
+    out = []
+    if enc:
+        out += ["WARNING: runs started from other encoder weights than the baseline's:", *enc]
+    if len(curves) > 1:
+        out += ["WARNING: the learning curves were measured on different validation subsets "
+                "(eval.val_split, val_queries, val_corpus or the evaluator's seed differ): "
+                "curves of different subsets are not comparable"]
+    return out
+
+
 def comparability_warnings(groups: Sequence[Group], baseline: int, metric: str = "ndcg@10",
-                           zero_shot_tol: float = ZERO_SHOT_TOL) -> list[str]:
+                           zero_shot_tol: float = ZERO_SHOT_TOL, stage: str = FINAL
+                           ) -> list[str]:
     """Every warning, as lines (each warning a header line and indented details)."""
     out = _seed_warnings(groups, baseline)
+    out += _context_warnings(groups, baseline)
+    unchecked = unchecked_queries(groups, stage)
+    if unchecked:
+        out += ["WARNING: the evaluated queries of these runs cannot be checked against the "
+                "baseline's (no per-query file, no context.json):",
+                *[f"  {p}" for p in unchecked[:5]], *(["  …"] if len(unchecked) > 5 else [])]
     out += _zero_shot_warnings(groups, baseline, metric, zero_shot_tol)
     out += _data_warnings(groups, baseline)
     diffs = condition_differences(groups, baseline)

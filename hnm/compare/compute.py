@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from hnm.compare.conditions import values
 from hnm.compare.grouping import Group
 
-# (column, metrics.json key, digits); a key missing from every run drops its column
+# (column, metrics.json key, digits); a key missing from every run drops its column. "Texts"
+# count texts and, for cross-encoders (AR2's ranker, guides, teachers), (query, doc) pairs
 COLUMNS = (("steps", "train/steps", 0), ("pairs", "train/pairs", 0),
            ("texts w/ grad", "compute/texts_with_grad", 0),
            ("no-grad texts (strategy)", "compute/nograd_texts_strategy", 0),
@@ -45,7 +46,13 @@ def _mean(xs: list[float]) -> float:
 
 
 def _cpus(g: Group) -> set[str]:
-    return {str((r.context.get("machine") or {}).get("cpu")) for r in g.runs if r.context}
+    """The processors the group's runs ran on (GPU when one was used, else CPU model)."""
+    out = set()
+    for r in g.runs:
+        m = r.context.get("machine")
+        if isinstance(m, dict) and (m.get("gpu") or m.get("cpu")):
+            out.add(str(m.get("gpu") or m.get("cpu")))
+    return out
 
 
 def caveat(groups: Sequence[Group]) -> str | None:
@@ -89,13 +96,3 @@ def compute_table(groups: Sequence[Group], baseline: int) -> ComputeTable:
         rows.append(row)
         numbers.append(nums)
     return ComputeTable(headers, rows, numbers, caveat(groups))
-
-
-def markdown_lines(table: ComputeTable) -> list[str]:
-    out = ["", "## Compute per group (mean over runs)", "",
-           "| " + " | ".join(table.headers) + " |",
-           "|" + "|".join("---" if h == "group" else "--:" for h in table.headers) + "|"]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table.rows]
-    if table.caveat:
-        out += ["", f"> {table.caveat}"]
-    return out

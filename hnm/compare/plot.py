@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from hnm.compare.grouping import Group
-from hnm.compare.render import format_p
-from hnm.compare.summary import TEST_NAME, SummaryRow
+from hnm.compare.power import TEST
+from hnm.compare.render import format_p, shorten
+from hnm.compare.summary import SummaryRow
 
 LOSS_NOTE = ("Training losses are not comparable across strategies (masks, extra candidates, "
              "weights and teachers change what the loss measures): each panel shows one group "
@@ -32,10 +33,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _short(label: str, limit: int = 34) -> str:
-    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def _p_text(p: float | None) -> str:
@@ -56,16 +53,17 @@ def forest_panel(ax, rows: Sequence[SummaryRow], metric: str, stage: str, split:
         ax.scatter(t.seed_deltas, np.full(len(t.seed_deltas), y - 0.18), s=14,
                    facecolors="none", edgecolors=color, linewidths=1, zorder=3)
         xs += t.seed_deltas
-        p = t.paired
-        if p is None:
+        res = t.result
+        if res is None:
             ax.text(0, y, t.note or "no test", ha="center", va="center", fontsize=8)
             continue
-        ax.plot([p.ci_low, p.ci_high], [y, y], color=color, lw=2.5, solid_capstyle="butt")
-        ax.plot([p.mean_diff], [y], "o", color=color, ms=7, zorder=4)
-        xs += [p.ci_low, p.ci_high]
-        text = (f"{p.mean_diff:+.4f}  {TEST_NAME} {_p_text(p.p_ttest)}"
+        ax.plot([res.ci_low, res.ci_high], [y, y], color=color, lw=2.5, solid_capstyle="butt")
+        ax.plot([res.delta], [y], "o", color=color, ms=7, zorder=4)
+        xs += [res.ci_low, res.ci_high]
+        name = "t (queries+seeds)" if res.test == TEST else "t (queries only†)"
+        text = (f"{res.delta:+.4f}  {name} {_p_text(res.p)}"
                 + (f", Holm {_p_text(t.p_holm)}" if t.p_holm is not None and
-                   len(others) > 1 else "") + (f"\nMDE {t.mde:.4f}" if math.isfinite(t.mde)
+                   len(others) > 1 else "") + (f"\nMDE {res.mde:.4f}" if math.isfinite(res.mde)
                                                else ""))
         ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0),
                     textcoords="offset points", va="center", fontsize=7.5, color=color)
@@ -86,9 +84,9 @@ def forest_panel(ax, rows: Sequence[SummaryRow], metric: str, stage: str, split:
                     f"{z:+.4f}{' →' if z > hi else ''}", transform=ax.transAxes,
                     ha="left" if z < lo else "right", fontsize=7, color="grey")
     ax.set_xlim(lo, hi)
-    ax.set_yticks(ys, [f"{r.number}: {_short(r.group.label)}" for r in others], fontsize=8)
+    ax.set_yticks(ys, [f"{r.number}: {shorten(r.group.label)}" for r in others], fontsize=8)
     ax.set_ylim(-0.7, len(others) - 0.3)
-    ax.set_xlabel(f"Δ {split} {metric} vs baseline ({_short(base.group.label, 24)})",
+    ax.set_xlabel(f"Δ {split} {metric} vs baseline ({shorten(base.group.label, 24)})",
                   fontsize=8)
     ax.grid(axis="x", alpha=0.3)
 
@@ -119,7 +117,7 @@ def plot_forest(rows: Sequence[SummaryRow], metrics: Sequence[str], stage: str, 
     if not panels:
         axes[0][0].text(0.5, 0.5, "no per-query test (one group only?)", ha="center")
         axes[0][0].axis("off")
-    fig.suptitle(f"Δ against the baseline with 95% CI (bootstrap over queries), ○ = per seed; "
+    fig.suptitle(f"Δ against the baseline with 95% CI over queries and seeds, ○ = per seed; "
                  f"{split} split", fontsize=10)
     fig.subplots_adjust(left=0.24, right=0.64, top=1 - 0.5 / (sum(heights) + 0.8),
                         bottom=0.45 / (sum(heights) + 0.8), hspace=0.9)
@@ -136,7 +134,8 @@ def mean_band(series: Sequence[dict[int, float]]) -> tuple[np.ndarray, np.ndarra
     shared = set.intersection(*(set(s) for s in series)) or set().union(*series)
     steps = np.array(sorted(shared))
     vals = [[s[x] for s in series if x in s] for x in steps]
-    return steps, np.array([np.mean(v) for v in vals]), np.array([np.std(v) for v in vals])
+    return steps, np.array([np.mean(v) for v in vals]), np.array(
+        [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals])
 
 
 def loss_band(group: Group):
@@ -169,7 +168,7 @@ def plot_curves(groups: Sequence[Group], baseline: int, metric: str, val_split: 
         for i, (steps, mean, std) in enumerate(vals):
             if steps.size:
                 ax.plot(steps, mean, marker="o", ms=3, color=colors(i % 10),
-                        label=f"{i + 1}: {_short(groups[i].label, 28)}")
+                        label=f"{i + 1}: {shorten(groups[i].label, 28)}")
                 ax.fill_between(steps, mean - std, mean + std, color=colors(i % 10), alpha=0.2)
         ax.set_title(f"learning curves: {val_split or 'validation'} {metric} "
                      "(mean ± std over seeds)", fontsize=9)
@@ -183,7 +182,7 @@ def plot_curves(groups: Sequence[Group], baseline: int, metric: str, val_split: 
             steps, mean, std = losses[j]
             if steps.size:
                 ax.plot(steps, mean, style, color=colors(j % 10),
-                        label=f"{j + 1}: {_short(groups[j].label, 28)}")
+                        label=f"{j + 1}: {shorten(groups[j].label, 28)}")
                 ax.fill_between(steps, mean - std, mean + std, color=colors(j % 10), alpha=0.15)
         ax.set_title(f"training loss: group {i + 1} beside the baseline", fontsize=9)
         ax.set_xlabel("optimizer step")

@@ -19,7 +19,8 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from hnm.compare.compute import ComputeTable
-from hnm.compare.summary import TEST_NAME, MetricTest, SummaryRow
+from hnm.compare.power import TEST
+from hnm.compare.summary import MetricTest, SummaryRow
 
 
 def _num(x: float | None, digits: int = 4) -> str:
@@ -55,20 +56,22 @@ def cells(row: SummaryRow, columns: Sequence[str]) -> list[str]:
     return out
 
 
-DELTA_HEADERS = ["#", "group", "dataset", "metric", "Δ [95% CI]", "p (t-test)", "Holm p",
-                 "p (randomisation)", "MDE (80%)", "seeds needed", "queries"]
+DELTA_HEADERS = ["#", "group", "dataset", "metric", "Δ [95% CI]", "p", "Holm p",
+                 "p (queries only)", "MDE (80%)", "seeds needed", "queries", "seeds"]
 
 
 def delta_cells(row: SummaryRow, t: MetricTest) -> list[str]:
-    p = t.paired
+    r, q = t.result, t.paired
     head = [str(row.number), row.group.label, row.dataset, t.metric]
-    if p is None:
-        return [*head, t.note or "-", "-", "-", "-", "-", "-", "-"]
-    seeds = (str(t.seeds_needed) if t.seeds_needed is not None
-             else f"- ({t.seeds_note})" if t.seeds_note else "-")
-    return [*head, f"{p.mean_diff:+.4f} [{p.ci_low:+.4f}, {p.ci_high:+.4f}]",
-            format_p(p.p_ttest), format_p(t.p_holm), format_p(p.p_random), _num(t.mde),
-            seeds, str(p.n)]
+    if r is None:
+        return [*head, t.note or "-", "-", "-", "-", "-", "-", "-", "-"]
+    seeds = (str(r.seeds_needed) if r.seeds_needed is not None
+             else f"- ({r.seeds_note})" if r.seeds_note else "-")
+    mark = "" if r.test == TEST else " †"  # one seed: seed variation not in the test
+    return [*head, f"{r.delta:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]{mark}",
+            format_p(r.p), format_p(t.p_holm), format_p(q.p_ttest if q else None),
+            _num(r.mde), seeds, str(r.n), f"{r.seeds[0]} vs {r.seeds[1]}"
+            + (" paired" if r.paired_seeds else "")]
 
 
 def delta_rows(rows: Sequence[SummaryRow]) -> list[list[str]]:
@@ -76,12 +79,32 @@ def delta_rows(rows: Sequence[SummaryRow]) -> list[list[str]]:
 
 
 def delta_note(rows: Sequence[SummaryRow]) -> str:
-    tested = sum(1 for r in rows if not r.baseline)
-    return (f"Δ = group − baseline per query (metrics averaged over each group's seeds), 95% "
-            f"bootstrap CI; p: two-sided {TEST_NAME} over queries; Holm p: adjusted over the "
-            f"{tested} group(s) tested per metric; MDE: smallest Δ detectable with 80% power "
-            "at α=0.05 with these seeds and queries; seeds needed: per group, to detect the "
-            "observed Δ.")
+    per_family = max((sum(1 for r in rows if not r.baseline and r.dataset == d)
+                      for d in {r.dataset for r in rows}), default=0)
+    queries_only = any(t.result is not None and t.result.test != TEST
+                       for r in rows for t in r.tests.values())
+    return (f"Δ = group − baseline per query (each query's metric averaged over a group's "
+            f"seeds); 95% CI and p: two-sided {TEST} (the spread of the per-query differences "
+            "plus the seed-to-seed spread of the runs' means, Welch–Satterthwaite df; paired "
+            f"by seed when both groups ran the same seeds); Holm p: adjusted over the "
+            f"{per_family} group(s) tested per metric and dataset (not across metrics); "
+            "p (queries only): paired t-test over queries, conditional on these trained "
+            "models; MDE: smallest Δ detectable with 80% power at α=0.05 with these seeds "
+            "and queries; seeds needed: per group, to detect the observed Δ."
+            + (" †: a group has one seed, so the test is over queries only and ignores "
+               "seed-to-seed variation." if queries_only else ""))
+
+
+def compute_markdown(table: ComputeTable) -> list[str]:
+    """The compute table and its caveat, as Markdown lines for ``compare.md``."""
+    out = ["", "## Compute per group (mean over runs)", "",
+           *markdown_table(table.headers, table.rows)]
+    return out + (["", f"> {table.caveat}"] if table.caveat else [])
+
+
+def shorten(label: str, limit: int = 34) -> str:
+    """``label`` cut to ``limit`` characters with an ellipsis."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def rich_table(head: Sequence[str], body: Sequence[Sequence[str]], title: str) -> Table:
@@ -103,17 +126,19 @@ def markdown_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[s
 
 def csv_text(rows: Sequence[SummaryRow], columns: Sequence[str], split: str, stage: str,
              compute: ComputeTable) -> str:
-    """One line per group, dataset and tested metric (the baseline: one per metric with its
-    means): split, seeds, mean/std, zero-shot, Δ, CI, p with its test, Holm p, MDE, seeds
-    needed, and the group's compute figures."""
+    """One line per group, dataset and metric (tested metrics with their test; the baseline's
+    lines with its means): split, seeds, mean/std, zero-shot, Δ, CI, p with its test, Holm p,
+    the query-only test's figures, MDE, seeds needed, per-seed Δ, and the group's compute."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     comp_names = compute.headers[3:]
     writer.writerow(["number", "group", "baseline", "dataset", "split", "stage", "metric",
                      "seeds", "n_seeds", "mean", "std", "zero_shot_mean", "delta", "ci_low",
-                     "ci_high", "test", "p", "p_holm", "p_randomisation", "mde_80",
-                     "seeds_needed", "seeds_note", "paired_seeds", "seed_deltas", "queries",
-                     "note", *[f"compute:{c}" for c in comp_names], "runs"])
+                     "ci_high", "test", "p", "p_holm", "se", "se_queries", "se_seeds", "df",
+                     "p_queries_ttest", "ci_low_queries", "ci_high_queries",
+                     "p_randomisation", "mde_80", "seeds_needed", "seeds_note",
+                     "paired_seeds", "seed_deltas", "queries", "note",
+                     *[f"compute:{c}" for c in comp_names], "runs"])
     metrics = [c.split("/")[1] for c in columns if not c.startswith("zero_shot/")
                or stage == "zero_shot"]
     for row in rows:
@@ -122,19 +147,24 @@ def csv_text(rows: Sequence[SummaryRow], columns: Sequence[str], split: str, sta
             mean, std = row.metrics.get(f"{stage}/{m}", (math.nan, math.nan))
             zs = row.metrics.get(f"zero_shot/{m}", (math.nan, math.nan))[0]
             t = row.tests.get(m)
-            p = t.paired if t is not None else None
-            stats = ([p.mean_diff, p.ci_low, p.ci_high, TEST_NAME, p.p_ttest, t.p_holm,
-                      p.p_random] if p is not None and t is not None else [""] * 7)
-            extra = ([_blank(t.mde), "" if t.seeds_needed is None else t.seeds_needed,
-                      t.seeds_note, t.paired_seeds, " ".join(f"{d:.6f}" for d in
-                                                             t.seed_deltas)]
-                     if t is not None else [""] * 5)
+            r = t.result if t is not None else None
+            q = t.paired if t is not None else None
+            main = ([r.delta, r.ci_low, r.ci_high, r.test, r.p, _blank(t.p_holm), r.se,
+                     r.se_queries, r.se_seeds, r.df] if r is not None and t is not None
+                    else [""] * 10)
+            query = ([q.p_ttest, q.ci_low, q.ci_high, q.p_random] if q is not None
+                     else [""] * 4)
+            extra = ([_blank(r.mde), "" if r.seeds_needed is None else r.seeds_needed,
+                      r.seeds_note] if r is not None else [""] * 3)
+            seeds = ([t.paired_seeds, " ".join(f"{d:.6f}" for d in t.seed_deltas)]
+                     if t is not None else ["", ""])
             writer.writerow([row.number, row.group.label, row.baseline, row.dataset, split,
                              stage, m, " ".join(str(s) for s in row.seeds), len(row.seeds),
-                             _blank(mean), _blank(std), _blank(zs), *stats, *extra,
-                             p.n if p is not None else "", t.note if t is not None else "",
+                             _blank(mean), _blank(std), _blank(zs), *main, *query, *extra,
+                             *seeds, r.n if r is not None else "",
+                             t.note if t is not None else "",
                              *[_blank(comp.get(c, math.nan)) for c in comp_names],
-                             " ".join(str(r.path) for r in row.group.runs)])
+                             " ".join(str(x.path) for x in row.group.runs)])
     return buf.getvalue()
 
 

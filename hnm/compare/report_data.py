@@ -12,7 +12,7 @@ from hnm.compare.compute import ComputeTable
 from hnm.compare.grouping import Group
 from hnm.compare.plot import LOSS_NOTE, loss_band, val_band
 from hnm.compare.runs import RunRecord
-from hnm.compare.summary import TEST_NAME, SummaryRow
+from hnm.compare.summary import SummaryRow
 
 log = logging.getLogger(__name__)
 TOP = 10
@@ -27,18 +27,22 @@ def forest(rows: Sequence[SummaryRow], stage: str) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         for m, t in r.tests.items():
-            p = t.paired
+            res, q = t.result, t.paired
             base = next((b for b in rows if b.baseline and b.dataset == r.dataset), None)
             zs = base.metrics.get(f"zero_shot/{m}", (math.nan, 0))[0] if base else math.nan
             ref = base.metrics.get(f"{stage}/{m}", (math.nan, 0))[0] if base else math.nan
             out.append({"dataset": r.dataset, "metric": m, "group": r.number,
-                        "label": r.group.label, "delta": _f(p.mean_diff if p else None),
-                        "ci_low": _f(p.ci_low if p else None),
-                        "ci_high": _f(p.ci_high if p else None),
-                        "p": _f(p.p_ttest if p else None), "p_holm": _f(t.p_holm),
-                        "test": TEST_NAME, "p_randomisation": _f(p.p_random if p else None),
-                        "mde": _f(t.mde), "seeds_needed": t.seeds_needed,
-                        "seeds_note": t.seeds_note, "queries": p.n if p else None,
+                        "label": r.group.label, "delta": _f(res.delta if res else None),
+                        "ci_low": _f(res.ci_low if res else None),
+                        "ci_high": _f(res.ci_high if res else None),
+                        "p": _f(res.p if res else None), "p_holm": _f(t.p_holm),
+                        "test": res.test if res else "",
+                        "p_queries": _f(q.p_ttest if q else None),
+                        "p_randomisation": _f(q.p_random if q else None),
+                        "mde": _f(res.mde if res else None),
+                        "seeds_needed": res.seeds_needed if res else None,
+                        "seeds_note": res.seeds_note if res else "",
+                        "queries": res.n if res else None,
                         "seed_deltas": [_f(d) for d in t.seed_deltas],
                         "zero_shot_delta": _f(zs - ref), "note": t.note})
     return out

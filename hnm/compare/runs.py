@@ -182,8 +182,9 @@ def canonical_stages(metrics: dict[str, float], split: str) -> tuple[str, dict[s
                    for k, v in metrics.items()}
 
 
-def _natural(path: Path) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+def natural_key(text: str | Path) -> list[Any]:
+    """Sort key that puts ``2`` before ``10`` (numbers compared as numbers)."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(text))]
 
 
 def skip_reason(run: Path) -> str | None:
@@ -220,7 +221,7 @@ def find_runs(folders: list[Path], notes: list[str] | None = None) -> list[RunRe
             raise HnmError(f"{folder}: no such folder; pass run folders or sweep folders "
                            "(outputs/…, multirun/…)")
         candidates = sorted({m.parent for name in ("metrics.json", STATUS_FILE)
-                             for m in folder.glob(f"**/{name}")}, key=_natural)
+                             for m in folder.glob(f"**/{name}")}, key=natural_key)
         runs, skipped = [], []
         for cand in candidates:
             why = skip_reason(cand)

@@ -9,14 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hnm.compare.grouping import Group
-from hnm.compare.power import holm, mde, seeds_needed
-from hnm.compare.runs import FINAL, RunRecord
+from hnm.compare.power import TwoLevel, holm, two_level
+from hnm.compare.runs import FINAL, RunRecord, natural_key
 from hnm.compare.stats import PairedResult, mean_std, paired_test, seed_mean
 from hnm.report import METRICS, POISON_METRICS
 
 # the metrics tested against the baseline and drawn in the figure, after ``--metric``
 TESTED = ("ndcg@10", "recall@100", "mrr@10")
-TEST_NAME = "paired t-test"
 
 
 @dataclass
@@ -24,21 +23,21 @@ class MetricTest:
     """One group against the baseline on one metric of one dataset.
 
     Attributes:
-        paired: the paired per-query test (None: no per-query files, or too few queries).
-        p_holm: ``paired.p_ttest`` adjusted (Holm) over the groups tested on this metric.
-        mde: minimum detectable difference at 80% power (α = 0.05) with these seeds/queries.
-        seeds_needed: seeds per group that would detect ``paired.mean_diff`` (None: see note).
+        result: the difference with its uncertainty over queries and seeds, its p-value,
+            interval, minimum detectable difference and seeds needed
+            (:func:`hnm.compare.power.two_level`); None without per-query files.
+        paired: the test over queries alone (paired t-test, randomisation test, bootstrap
+            interval), conditional on these trained models.
+        p_holm: ``result.p`` adjusted (Holm) over the groups tested on this metric and dataset.
         seed_deltas: per seed, the group's run metric minus the baseline's run of the same
             seed (``paired_seeds``), else minus the baseline's mean over seeds.
-        note: why a figure is missing.
+        note: why there is no test, if there is none.
     """
 
     metric: str
+    result: TwoLevel | None = None
     paired: PairedResult | None = None
     p_holm: float | None = None
-    mde: float = float("nan")
-    seeds_needed: int | None = None
-    seeds_note: str = ""
     seed_deltas: list[float] = field(default_factory=list)
     paired_seeds: bool = False
     note: str = ""
@@ -67,12 +66,13 @@ class SummaryRow:
 
     @property
     def paired(self) -> PairedResult | None:
-        """The main metric's paired test (the first tested metric)."""
+        """The main metric's test over queries (the first tested metric)."""
         first = next(iter(self.tests.values()), None)
         return first.paired if first is not None else None
 
 
 def tested_metrics(metric: str) -> list[str]:
+    """``metric`` first, then nDCG@10, Recall@100 and MRR@10."""
     return list(dict.fromkeys([metric, *TESTED]))
 
 
@@ -103,32 +103,35 @@ def per_run(runs: Sequence[RunRecord], stage: str, dataset: str, metric: str
 
 
 def _seed_deltas(g: Group, base: Group, key: str) -> tuple[list[float], bool]:
-    mine = {r.seed: r.metrics[key] for r in g.runs if key in r.metrics}
-    theirs = {r.seed: r.metrics[key] for r in base.runs if key in r.metrics}
-    if mine and set(mine) == set(theirs):
-        return [mine[s] - theirs[s] for s in sorted(mine, key=str)], True
-    ref = sum(theirs.values()) / len(theirs) if theirs else math.nan
-    return [v - ref for _, v in sorted(mine.items(), key=lambda kv: str(kv[0]))], False
+    """Per run of the group (in seed order), its metric minus the baseline run's of the same
+    seed when both groups ran the same seeds once each, else minus the baseline's mean."""
+    mine = [(str(r.seed), r.metrics[key]) for r in _ordered(g.runs) if key in r.metrics]
+    theirs = [(str(r.seed), r.metrics[key]) for r in _ordered(base.runs) if key in r.metrics]
+    if mine and [s for s, _ in mine] == [s for s, _ in theirs]:
+        return [v - w for (_, v), (_, w) in zip(mine, theirs)], True
+    ref = sum(v for _, v in theirs) / len(theirs) if theirs else math.nan
+    return [v - ref for _, v in mine], False
 
 
-def _test(g: Group, base: Group, stage: str, dataset: str, metric: str,
-          base_runs: list[dict[str, float]] | None, n_resamples: int, seed: int) -> MetricTest:
+def _ordered(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    return sorted(runs, key=lambda r: natural_key(str(r.seed)))
+
+
+def _test(g: Group, base: Group, stage: str, dataset: str, metric: str, n_resamples: int,
+          seed: int) -> MetricTest:
     t = MetricTest(metric)
     t.seed_deltas, t.paired_seeds = _seed_deltas(g, base, f"{stage}/{dataset}/{metric}")
-    runs = per_run(g.runs, stage, dataset, metric)
+    mine, theirs = _ordered(g.runs), _ordered(base.runs)
+    runs = per_run(mine, stage, dataset, metric)
+    base_runs = per_run(theirs, stage, dataset, metric)
     if base_runs is None or runs is None:
         t.note = "no per-query file"
         return t
-    a, b = seed_mean(base_runs), seed_mean(runs)
-    t.paired = paired_test(a, b, n_resamples, seed)
-    if t.paired is None:
+    same_seeds = [str(r.seed) for r in mine] == [str(r.seed) for r in theirs]
+    t.result = two_level(runs, base_runs, paired=same_seeds)
+    t.paired = paired_test(seed_mean(base_runs), seed_mean(runs), n_resamples, seed)
+    if t.result is None:
         t.note = "under 2 common queries"
-        return t
-    import numpy as np
-
-    common = sorted(set(a) & set(b))
-    t.mde = mde(np.array([b[q] - a[q] for q in common]))
-    t.seeds_needed, t.seeds_note = seeds_needed(runs, base_runs, t.paired.mean_diff)
     return t
 
 
@@ -146,7 +149,6 @@ def summarize(groups: Sequence[Group], baseline: int, stage: str = FINAL,
     base = groups[baseline]
     rows = []
     for dataset in datasets:
-        base_runs = {m: per_run(base.runs, stage, dataset, m) for m in tested_metrics(metric)}
         ds_rows = []
         for i, g in enumerate(groups):
             values: dict[str, tuple[float, float]] = {}
@@ -162,15 +164,15 @@ def summarize(groups: Sequence[Group], baseline: int, stage: str = FINAL,
                 continue
             row = SummaryRow(i + 1, g, dataset, values, seeds, baseline=i == baseline)
             if not row.baseline:
-                row.tests = {m: _test(g, base, stage, dataset, m, base_runs[m], n_resamples,
-                                      seed) for m in tested_metrics(metric)
+                row.tests = {m: _test(g, base, stage, dataset, m, n_resamples, seed)
+                             for m in tested_metrics(metric)
                              if any(f"{stage}/{dataset}/{m}" in r.metrics for r in g.runs)}
                 first = next(iter(row.tests.values()), None)
                 row.note = first.note if first is not None else "no such metric"
             ds_rows.append(row)
         for m in tested_metrics(metric):
             tests = [r.tests[m] for r in ds_rows if m in r.tests]
-            adjusted = holm([t.paired.p_ttest if t.paired else None for t in tests])
+            adjusted = holm([t.result.p if t.result else None for t in tests])
             for t, p in zip(tests, adjusted):
                 t.p_holm = p
         rows += ds_rows

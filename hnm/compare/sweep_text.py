@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hnm.compare.grouping import Group
+from hnm.compare.render import shorten
+from hnm.compare.runs import natural_key
 from hnm.compare.stats import mean_std
 
 WIDTH = 80
@@ -40,13 +42,9 @@ def group_lines(groups: Sequence[Group], baseline: int | None) -> list[GroupLine
             if found:
                 values[title] = mean_std(found)
         code = f"G{i + 1}" + ("*" if baseline == i else "")
-        out.append(GroupLine(code, g, sorted((str(r.seed) for r in g.runs), key=_natural),
+        out.append(GroupLine(code, g, sorted((str(r.seed) for r in g.runs), key=natural_key),
                              values))
     return out
-
-
-def _natural(s: str) -> tuple:
-    return (0, int(s)) if s.isdigit() else (1, s)
 
 
 def _cell(value: tuple[float, float] | None, n: int) -> str:
@@ -61,7 +59,7 @@ def text(sweep: Path, split: str, lines: Sequence[GroupLine], jobs: int,
     titles = [t for _, _, t in SHOWN if any(t in g.values for g in lines)]
     head = ["group", "n", "seeds", *[t if t.startswith("zero") else f"{split} {t}"
                                      for t in titles]]
-    body = [[g.code, str(len(g.group.runs)), _short(",".join(g.seeds), 9),
+    body = [[g.code, str(len(g.group.runs)), shorten(",".join(g.seeds), 9),
              *[_cell(g.values.get(t), len(g.group.runs)) for t in titles]] for g in lines]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     table = ["  ".join(c.rjust(w) if i > 2 else c.ljust(w) for i, (c, w) in
@@ -119,6 +117,3 @@ def csv_text(split: str, lines: Sequence[GroupLine]) -> str:
                         len(g.group.runs), " ".join(g.seeds), split, title, mean, std])
     return buf.getvalue()
 
-
-def _short(s: str, n: int) -> str:
-    return s if len(s) <= n else s[: n - 1] + "…"

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hnm import counting
 from hnm.errors import ConfigError
 
 
@@ -75,6 +76,8 @@ class CrossEncoderRanker(torch.nn.Module):
         """(n,) float32 relevance logits of the pairs ``(queries[i], docs[i])``."""
         if len(queries) == 0:
             return torch.zeros(0, device=self.device)
+        counting.add(len(queries), grad=torch.is_grad_enabled() and any(
+            p.requires_grad for p in self.model.parameters()))
         feats = self.tokenizer(list(queries), list(docs), padding=True, truncation=True,
                                max_length=self.max_length, return_tensors="pt")
         feats = {k: v.to(self.device) for k, v in feats.items()}

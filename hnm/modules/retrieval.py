@@ -11,6 +11,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from torch import Tensor
 
+from hnm import counting
 from hnm.data.dataset import TrainPairs
 from hnm.encoders.embed import encode_with_grad
 from hnm.modules.context import ScoreContext
@@ -95,9 +96,6 @@ class RetrievalModule(L.LightningModule):
         # step-end hooks (the queue's enqueue, the momentum update): where checkpoints are cut
         self.after_batch: list[Any] = []
         self._optimizer_steps_seen = 0
-        # texts this process encoded with gradient (queries, and documents of a trained
-        # document encoder): the compute ``hnm compare`` reports
-        self.texts_with_grad = 0
         self.timings: dict[str, float] = {"train_step_s": 0.0, "refresh_s": 0.0}
         self.save_hyperparameters(ignore=["encoder", "loss", "pairs", "miner", "negatives",
                                           "doc_encoder"])
@@ -154,7 +152,8 @@ class RetrievalModule(L.LightningModule):
         q = self.encode_queries(batch["queries"])
         d = self.encode_docs(doc_texts)
         doc_model = self.doc_encoder if self.doc_encoder is not None else self.encoder
-        self.texts_with_grad += len(qids) + (len(doc_texts) if _trainable(doc_model) else 0)
+        counting.add(len(qids), grad=True)
+        counting.add(len(doc_texts), grad=_trainable(doc_model))
         ctx = ScoreContext(
             q=q, d=d, doc_ids=list(pos_ids) + flat_neg, doc_texts=doc_texts, qids=list(qids),
             pos_ids=list(pos_ids), queries=list(batch["queries"]),

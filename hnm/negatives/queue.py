@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
 from torch import Tensor, nn
 
+from hnm import counting
 from hnm.encoders.embed import encode_with_grad, eval_mode
 from hnm.errors import ConfigError, check_range
 from hnm.modules.context import ScoreContext
@@ -127,6 +128,7 @@ class MomentumQueue(nn.Module):
     def encode_keys(self, texts: list[str]) -> Tensor:
         key = self.key_encoder
         assert key is not None
+        counting.add(len(texts))
         with eval_mode(key):
             parts = [encode_with_grad(key, texts[s:s + self.encode_batch_size])
                      for s in range(0, len(texts), self.encode_batch_size)]

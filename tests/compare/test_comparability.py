@@ -104,3 +104,33 @@ def test_per_seed_deltas_are_paired_when_seeds_match(tmp_path: Path) -> None:
                if r["group"] == "+sampler=ngame" and r["metric"] == "ndcg@10")
     assert row["paired_seeds"] == "True"
     assert [float(x) for x in row["seed_deltas"].split()] == pytest.approx([0.05, 0.05])
+
+
+def test_query_sets_are_checked_through_fingerprints_too(tmp_path: Path, capsys) -> None:
+    """A baseline without per-query files (its context names its queries) cannot hide a group
+    evaluated on other queries; runs with neither are named in a warning."""
+    from hnm.runcontext import fingerprint
+
+    root = tmp_path / "runs"
+    base = write_run(root / "base1", seed=1, overrides=[], config=plain(), per_query=PQ,
+                     context={"dataset": "toy", "eval_fp": fingerprint(sorted(PQ))})
+    (base / "test_per_query.jsonl").unlink()
+    write_run(root / "ngame1", seed=1, overrides=["+sampler=ngame"], config=with_sampler(),
+              per_query=dict(list(BETTER.items())[:10]))
+    with pytest.raises(ConfigError, match="other toy queries"):
+        _run(root, tmp_path)
+    same = tmp_path / "same"
+    base = write_run(same / "base1", seed=1, overrides=[], config=plain(), per_query=PQ)
+    (base / "test_per_query.jsonl").unlink()  # no per-query file, no context
+    write_run(same / "ngame1", seed=1, overrides=["+sampler=ngame"], config=with_sampler(),
+              per_query=BETTER)
+    _run(same, tmp_path)
+    assert "cannot be checked" in capsys.readouterr().err
+
+
+def test_other_start_weights_and_curve_subsets_are_warned(tmp_path: Path, capsys) -> None:
+    root = _pair(tmp_path / "runs", base={"context": {"encoder_fp": "a", "val_fp": "x"}},
+                 other={"context": {"encoder_fp": "b", "val_fp": "y"}})
+    _run(root, tmp_path)
+    err = capsys.readouterr().err
+    assert "other encoder weights" in err and "different validation subsets" in err

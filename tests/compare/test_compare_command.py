@@ -29,12 +29,14 @@ def test_planted_group_is_significant_identical_is_not(tmp_path: Path, capsys) -
     assert rows["defaults"]["baseline"] == "True" and rows["defaults"]["p"] == ""
     better, same = rows["+sampler=ngame"], rows["loss.temperature=0.1"]
     assert float(better["p"]) < 0.05 and float(better["p_randomisation"]) < 0.05
-    assert better["test"] == "paired t-test" and better["split"] == "test"
+    assert float(better["p_queries_ttest"]) <= float(better["p"])  # seeds add uncertainty
+    assert better["test"] == "t-test over queries and seeds" and better["split"] == "test"
+    assert better["paired_seeds"] == "True" and float(better["se_seeds"]) >= 0
     assert float(better["delta"]) == pytest.approx(0.08, abs=0.01)
     assert float(better["ci_low"]) > 0
     # Holm over the two tested groups: the smaller p doubled (or capped at 1)
     assert float(better["p_holm"]) == pytest.approx(min(1.0, 2 * float(better["p"])))
-    assert 0 < float(better["mde_80"]) < 0.08 and better["seeds_needed"] == "1"
+    assert 0 < float(better["mde_80"]) < 0.08 and better["seeds_needed"] == "2"
     assert float(same["p"]) == pytest.approx(1.0)
     assert float(same["p_randomisation"]) == pytest.approx(1.0)
     assert same["seeds_needed"] == "" and "0" in same["seeds_note"]
@@ -42,7 +44,7 @@ def test_planted_group_is_significant_identical_is_not(tmp_path: Path, capsys) -
     assert float(better["std"]) == pytest.approx(0.0, abs=0.01)
     assert set(_rows(out, "recall@100")) == set(rows)  # every tested metric has its lines
     printed = capsys.readouterr().out
-    assert "p (t-test)" in printed and "Holm p" in printed and "+sampler=ngame" in printed
+    assert "p (queries only)" in printed and "Holm p" in printed and "+sampler=ngame" in printed
     assert "baseline" in printed
     png = (out / "compare.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

@@ -61,3 +61,41 @@ def test_eval_subset_keeps_judged_documents_and_is_seeded() -> None:
 
     with pytest.raises(ConfigError, match="eval.val_corpus=2 is smaller"):
         eval_subset(data, "test", max_queries=5, max_docs=2)
+
+
+def test_an_existing_curve_file_is_never_rewritten_unless_resuming(tmp_path: Path) -> None:
+    from hnm.callbacks.val_curve import ValCurve
+    from hnm.errors import ConfigError, HnmError
+
+    path = tmp_path / "val_curve.csv"
+    path.write_text("step,epoch,ndcg@10\n0,0,0.5\n4,0,0.6\n")
+    curve = ValCurve(None, 4, path, None)
+    with pytest.raises(HnmError, match="never overwrites"):
+        curve._open(0)
+    assert path.read_text().count("\n") == 3
+    curve.resume_step = 0  # a resumed run at step 0 keeps the points up to it
+    curve._open(0)
+    curve._close()
+    assert path.read_text() == "step,epoch,ndcg@10\n0,0,0.5\n"
+    with pytest.raises(ConfigError, match="eval.every_n_steps=0"):
+        ValCurve(None, 0, tmp_path / "x.csv", None)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (["eval.every_n_steps=0"], "eval.every_n_steps=0 is not valid"),
+    (["eval.every_n_steps=0.5"], "eval.every_n_steps=0.5 is not valid"),
+    (["eval.every_n_steps=2", "eval.val_queries=-3"], "eval.val_queries=-3 is not valid"),
+    (["optimize_metric=dev/planted/ndcg@10"], "optimize_metric='dev/planted/ndcg@10' names"),
+])
+def test_bad_curve_and_metric_knobs_are_refused_before_training(tmp_path: Path, bad, match):
+    from hnm import train as T
+    from hnm.errors import ConfigError
+    from tests.effects.harness import compose_cfg
+
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(ConfigError, match=match):
+            T.build(compose_cfg([*RUN, *bad]), data=planted_data())
+    finally:
+        os.chdir(old)

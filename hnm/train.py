@@ -189,7 +189,10 @@ def run_context(cfg: DictConfig, data: RetrievalData, pairs: TrainPairs, evaluat
                              hydra_choices())
     sweep_group, _ = sweep_info()
     job = job_number()
-    name = run_label(strategy, cfg.seed) + (f" #{job}" if job is not None else "")
+    knobs = [o for o in task_overrides() if "." in o.split("=", 1)[0]
+             and not o.lstrip("+~").startswith(("eval.", "data.eval_split", "group"))]
+    # a sweep over knobs (Optuna, an lr grid): the job number tells its runs apart
+    name = run_label(strategy, cfg.seed) + (f" #{job}" if job is not None and knobs else "")
     fp = weights_fingerprint(encoder)
     return {"strategy": strategy, "name": name, "seed": cfg.seed,
             "encoder_fp": fp[:16] if fp else None,

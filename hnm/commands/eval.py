@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from hnm.config_check import instantiate
 from hnm.errors import ConfigError, DataError
@@ -25,6 +25,7 @@ from hnm.eval.targets import (
     parse_datasets,
     parse_model,
     saved_max_seq_length,
+    with_poison,
     with_run_settings,
 )
 from hnm.runinfo import claim, run_dir, write_json
@@ -123,7 +124,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     spec = parse_model(cfg.get("model"))
     if spec.run_config is not None:
         cfg = with_poison(with_run_settings(cfg, spec.run_config, _overrides()),
-                          spec.run_config)
+                          spec.run_config, _overrides())
         log.info("run folder %s: dataset %s, its eval settings and seed %s", spec.source,
                  cfg.data.get("name") or cfg.data.get("path"), cfg.seed)
     from hnm.cli import config_dir
@@ -170,18 +171,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         print_wide(runs_table(rows, ["dataset", *attack], title="poisoning probe"))
     print(f"eval folder: {out}")
     return metrics
-
-
-def with_poison(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig:
-    """A run folder's ``poison`` settings (its attacker passages and triggered queries), unless
-    the command line chose its own (``+poison=grammar …``)."""
-    chosen = {o.lstrip("+~").split("=")[0].split(".")[0] for o in _overrides()}
-    if "poison" in chosen or not run_cfg.get("poison"):
-        return cfg
-    out = cfg.copy()
-    with open_dict(out):
-        out.poison = run_cfg.poison
-    return out
 
 
 def _evaluate_all(cfg: DictConfig, spec: ModelSpec, model: Any, loaded: list[Any], out: Path,

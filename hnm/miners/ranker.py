@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hnm.encoders.clip import clip_texts
 from hnm.errors import ConfigError
 
 
@@ -58,13 +59,9 @@ class CrossEncoderRanker(torch.nn.Module):
     @classmethod
     def from_cross_encoder(cls, name: str, max_length: int = 256) -> CrossEncoderRanker:
         """The model and tokenizer of a sentence-transformers ``CrossEncoder`` (one label)."""
-        from sentence_transformers import CrossEncoder
+        from hnm.encoders.model_files import load_cross_encoder
 
-        try:
-            ce = CrossEncoder(str(name), num_labels=1)
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"miner.ranker.model={name!r} could not be loaded as a "
-                              f"sentence-transformers CrossEncoder: {err}") from err
+        ce = load_cross_encoder(str(name), "miner.ranker.model", num_labels=1)
         return cls(ce.model, ce.tokenizer, max_length)
 
     @property
@@ -75,6 +72,9 @@ class CrossEncoderRanker(torch.nn.Module):
         """(n,) float32 relevance logits of the pairs ``(queries[i], docs[i])``."""
         if len(queries) == 0:
             return torch.zeros(0, device=self.device)
+        left = getattr(self.tokenizer, "truncation_side", "right") == "left"
+        queries = clip_texts(queries, self.max_length, left)  # huge texts: cut cheaply first
+        docs = clip_texts(docs, self.max_length, left)
         feats = self.tokenizer(list(queries), list(docs), padding=True, truncation=True,
                                max_length=self.max_length, return_tensors="pt")
         feats = {k: v.to(self.device) for k, v in feats.items()}

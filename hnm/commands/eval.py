@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hnm.config_check import instantiate
-from hnm.errors import ConfigError, DataError
+from hnm.errors import ConfigError, DataError, HnmError, StartRefused
 from hnm.eval.targets import (
     ModelSpec,
     load_dataset,
@@ -117,14 +117,20 @@ def write_outputs(owner: Any, out: Path, dataset: str) -> None:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Run ``hnm eval``; returns the metrics written to ``metrics.json``."""
+    from hnm import knobs
     from hnm.report import print_table, runs_table
 
     out = run_dir()
-    claim(out / "metrics.json", "metrics.json")
+    try:  # nothing written yet: a refusal leaves the folder as it was
+        claim(out / "metrics.json", "metrics.json")
+    except HnmError as err:
+        raise StartRefused(str(err)) from None
     spec = parse_model(cfg.get("model"))
     if spec.run_config is not None:
         cfg = with_poison(with_run_settings(cfg, spec.run_config, _overrides()),
                           spec.run_config, _overrides())
+    knobs.check(cfg)  # the run folder's settings too
+    if spec.run_config is not None:
         log.info("run folder %s: dataset %s, its eval settings and seed %s", spec.source,
                  cfg.data.get("name") or cfg.data.get("path"), cfg.seed)
     from hnm.cli import config_dir

@@ -12,7 +12,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from hnm.cli import config_dir
+from hnm.cli import config_dir, main
 from hnm.errors import ConfigError, DataError
 from hnm.eval.targets import parse_model
 
@@ -119,3 +119,15 @@ def test_an_unreadable_config_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="config.yaml: not a readable YAML config"):
         parse_model(str(folder))
 
+
+def test_hnm_eval_refuses_before_making_its_folder(tmp_path: Path, capsys) -> None:
+    """Through the command: exit 2, one paragraph, no output folder, no marker."""
+    folder, marker = _planted(tmp_path / "run", "poison",
+                              {"_target_": "torch.load", "f": "{pickle}", "weights_only": False})
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", f"model={folder}", f"hydra.run.dir={out}"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert err.startswith("hnm: error: ") and "poison._target_='torch.load'" in err
+    assert not out.exists() and not marker.exists()

@@ -143,6 +143,21 @@ def test_the_source_reading_agrees_with_the_imported_signature(target: str) -> N
     assert set(found.ranges) | set(found.choices) <= set(params)
 
 
+def test_gist_guide_errors_name_the_guide() -> None:
+    from omegaconf import OmegaConf
+
+    from hnm.config_check import instantiate
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=smoke", "+negatives=gist"])
+    node = OmegaConf.create({"_target_": "hnm.negatives.gist.GISTFilter", "guide": {
+        "_target_": "hnm.encoders.factory.hf_encoder", "name": "/nonexistent"}})
+    with pytest.raises(ConfigError) as err:
+        instantiate(node, "negatives.gist")
+    assert str(err.value).startswith("negatives.gist.guide.name='/nonexistent'")
+    assert cfg.negatives.gist.guide._target_ == cfg.encoder._target_
+
+
 def test_a_run_that_would_train_no_batch(tmp_path: Path, capsys) -> None:
     from tests.beir_fixture import write_beir
 

@@ -97,34 +97,36 @@ def _has(cfg: DictConfig, key: str) -> bool:
 
 
 def check_rule(key: str, value: Any, kinds: tuple[str, ...], low: Any = None,
-               high: Any = None, low_open: bool = False) -> None:
+               high: Any = None, low_open: bool = False, bounds: bool = True) -> None:
     kind = _kind(value)
     if kind not in kinds and not (kind == INT and NUM in kinds):
         raise ConfigError(f"{key}={value!r} is not valid; expected {' or '.join(kinds)}")
-    if kind in (INT, NUM) and (low is not None or high is not None):
+    if bounds and kind in (INT, NUM) and (low is not None or high is not None):
         check_range(key, value, low, high, low_open=low_open)
 
 
 def check(cfg: DictConfig) -> None:
-    """Refuse the first knob of ``cfg`` whose type or range is wrong (see the module doc)."""
-    for key, rule in RULES.items():
-        found, value = _value(cfg, key)
-        if found:
-            check_rule(key, value, *rule)
+    """Refuse the first knob of ``cfg`` whose type is wrong, else the first whose value is
+    out of range (what a value is before how large it is: see the module doc)."""
+    for bounds in (False, True):
+        for key, rule in RULES.items():
+            found, value = _value(cfg, key)
+            if found:
+                check_rule(key, value, *rule, bounds=bounds)
+        for section, target in SECTIONS.items():
+            node = cfg.get(section) if isinstance(cfg, DictConfig) else None
+            if isinstance(node, DictConfig):
+                check_target_node(node, section, target, bounds)
+        for section in TARGET_SECTIONS:
+            node = cfg._get_node(section) if section in cfg else None
+            if isinstance(node, (DictConfig, ListConfig)):
+                _walk(node, section, bounds)
     for key, valid in CHOICES.items():
         found, value = _value(cfg, key)
         if found:  # 32 and "32" alike (Lightning's precision)
             check_choice(key, str(value) if _kind(value) == INT else value, valid)
     _check_trainer(cfg)
     _check_metric(cfg)
-    for section, target in SECTIONS.items():
-        node = cfg.get(section) if isinstance(cfg, DictConfig) else None
-        if isinstance(node, DictConfig):
-            check_target_node(node, section, target)
-    for section in TARGET_SECTIONS:
-        node = cfg._get_node(section) if section in cfg else None
-        if isinstance(node, (DictConfig, ListConfig)):
-            _walk(node, section)
 
 
 def _check_trainer(cfg: DictConfig) -> None:
@@ -168,7 +170,7 @@ def _check_metric(cfg: DictConfig) -> None:
                           "test/stdlib_code/ndcg@10")
 
 
-def _walk(node: Any, key: str, depth: int = 0) -> None:
+def _walk(node: Any, key: str, bounds: bool, depth: int = 0) -> None:
     """:func:`check_target_node` on every node with an hnm ``_target_`` below ``node``,
     following interpolated nodes (``guide: ${encoder}``) a few levels deep (not in circles)."""
     if depth > 8:
@@ -177,20 +179,20 @@ def _walk(node: Any, key: str, depth: int = 0) -> None:
         if "_target_" in node and not OmegaConf.is_interpolation(node, "_target_"):
             target = node._get_node("_target_")._value()  # type: ignore[union-attr]
             if isinstance(target, str) and target.startswith("hnm."):
-                check_target_node(node, key, target)
+                check_target_node(node, key, target, bounds)
         for k in node.keys():
             child = node._get_node(k)
             if isinstance(child, (DictConfig, ListConfig)):
-                _walk(child, f"{key}.{k}", depth + 1)
+                _walk(child, f"{key}.{k}", bounds, depth + 1)
             elif OmegaConf.is_interpolation(node, str(k)):  # e.g. guide: ${encoder}
                 try:
                     resolved = node[k]
                 except Exception:  # noqa: BLE001 - reported where it is used
                     continue
                 if isinstance(resolved, DictConfig):
-                    _walk(resolved, f"{key}.{k}", depth + 1)
+                    _walk(resolved, f"{key}.{k}", bounds, depth + 1)
     elif isinstance(node, ListConfig):
         for i in range(len(node)):
             child = node._get_node(i)
             if isinstance(child, (DictConfig, ListConfig)):
-                _walk(child, f"{key}[{i}]", depth + 1)
+                _walk(child, f"{key}[{i}]", bounds, depth + 1)

@@ -35,8 +35,9 @@ def kind_of(value: Any) -> str:
     return "a list" if isinstance(value, (list, tuple, ListConfig)) else "a mapping"
 
 
-def check_target_node(node: DictConfig, key: str, target: str) -> None:
-    """``node``'s plain values against ``target``'s parameters, hints and bounds."""
+def check_target_node(node: DictConfig, key: str, target: str, bounds: bool = True) -> None:
+    """``node``'s plain values against ``target``'s parameters and hints, and with ``bounds``
+    also against its ``check_range``/``check_choice`` bounds."""
     knobs = knobs_of(target)
     if knobs is None:
         return
@@ -61,9 +62,9 @@ def check_target_node(node: DictConfig, key: str, target: str) -> None:
         verdict = _fits(value, hint) if hint is not None else None
         if verdict is False:
             raise ConfigError(f"{full}={value!r} is not valid; expected {_expected(hint)}")
-        if name in knobs.choices and verdict is not False:
+        if bounds and name in knobs.choices:
             check_choice(full, value, knobs.choices[name])
-        if name in knobs.ranges and value is not None:
+        if bounds and name in knobs.ranges and value is not None:
             low, high, low_open, high_open = knobs.ranges[name]
             check_range(full, value, low, high, low_open=low_open, high_open=high_open)
 

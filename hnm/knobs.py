@@ -102,7 +102,12 @@ def check_rule(key: str, value: Any, kinds: tuple[str, ...], low: Any = None,
     if kind not in kinds and not (kind == INT and NUM in kinds):
         raise ConfigError(f"{key}={value!r} is not valid; expected {' or '.join(kinds)}")
     if bounds and kind in (INT, NUM) and (low is not None or high is not None):
-        check_range(key, value, low, high, low_open=low_open)
+        try:
+            check_range(key, value, low, high, low_open=low_open)
+        except ConfigError as err:  # "expected an integer >= 1" where only integers fit
+            if NUM in kinds:
+                raise
+            raise ConfigError(str(err).replace("; expected ", f"; expected {INT} ", 1)) from None
 
 
 def check(cfg: DictConfig) -> None:

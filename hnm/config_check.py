@@ -56,7 +56,7 @@ def _renamed(err: HnmError, node: Any, key: str) -> HnmError:
             continue
         if isinstance(child, DictConfig) and str(child.get("_target_", "")).startswith(
                 "hnm.encoders."):
-            found.append(f"{key}.{k}")
+            found.append(f"{key}.{k!s}")
     if len(found) != 1:
         return err
     return type(err)(found[0] + text[len("encoder"):])

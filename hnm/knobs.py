@@ -186,18 +186,19 @@ def _walk(node: Any, key: str, bounds: bool, depth: int = 0) -> None:
             if isinstance(target, str) and target.startswith("hnm."):
                 check_target_node(node, key, target, bounds)
         for k in node.keys():
-            child = node._get_node(k)
+            name = str(k)
+            child: Any = node._get_node(name)
             if isinstance(child, (DictConfig, ListConfig)):
-                _walk(child, f"{key}.{k}", bounds, depth + 1)
-            elif OmegaConf.is_interpolation(node, str(k)):  # e.g. guide: ${encoder}
+                _walk(child, f"{key}.{name}", bounds, depth + 1)
+            elif OmegaConf.is_interpolation(node, name):  # e.g. guide: ${encoder}
                 try:
-                    resolved = node[k]
+                    resolved = node[name]
                 except Exception:  # noqa: BLE001 - reported where it is used
                     continue
                 if isinstance(resolved, DictConfig):
-                    _walk(resolved, f"{key}.{k}", bounds, depth + 1)
+                    _walk(resolved, f"{key}.{name}", bounds, depth + 1)
     elif isinstance(node, ListConfig):
         for i in range(len(node)):
-            child = node._get_node(i)
-            if isinstance(child, (DictConfig, ListConfig)):
-                _walk(child, f"{key}[{i}]", bounds, depth + 1)
+            item: Any = node._get_node(i)
+            if isinstance(item, (DictConfig, ListConfig)):
+                _walk(item, f"{key}[{i}]", bounds, depth + 1)

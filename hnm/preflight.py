@@ -124,7 +124,7 @@ def _missing(node: Any, key: str = "") -> str | None:
 
     if isinstance(node, DictConfig):
         for k in node.keys():
-            sub = f"{key}.{k}" if key else str(k)
+            sub = f"{key}.{k!s}" if key else str(k)
             if sub == "hydra":
                 continue
             if OmegaConf.is_missing(node, k):

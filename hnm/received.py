@@ -112,6 +112,12 @@ def _check_leaf(name: str, raw: Any, key: str, where: str) -> None:
                               "are read")
 
 
+def _raw(node: Any) -> Any:
+    """A config node's value as written (an interpolation unresolved); a plain value as is."""
+    value = getattr(node, "_value", None)
+    return value() if callable(value) else node
+
+
 def check_values(node: Any, key: str, where: str) -> None:
     """Walk ``node`` (a config node, dict or list read from ``where``, at ``key``) as written,
     resolving nothing: every ``_target_`` through :func:`check_target`, no interpolation that
@@ -126,18 +132,16 @@ def check_values(node: Any, key: str, where: str) -> None:
                     raise ConfigError(f"{where}: {sub} must be a plain value; {_ADVICE}")
                 check_values(child, sub, where)
             else:
-                _check_leaf(name, child._value() if hasattr(child, "_value") else child, sub,
-                            where)
+                _check_leaf(name, _raw(child), sub, where)
     elif isinstance(node, (ListConfig, list)):
         for i in range(len(node)):
             item = node._get_node(i) if isinstance(node, ListConfig) else node[i]
             if isinstance(item, (DictConfig, ListConfig, dict, list)):
                 check_values(item, f"{key}[{i}]", where)
             else:
-                _check_leaf("", item._value() if hasattr(item, "_value") else item,
-                            f"{key}[{i}]", where)
+                _check_leaf("", _raw(item), f"{key}[{i}]", where)
     elif node is not None:
-        _check_leaf(key.rsplit(".", 1)[-1], node._value() if hasattr(node, "_value") else node,
+        _check_leaf(key.rsplit(".", 1)[-1], _raw(node),
                     key, where)
 
 

@@ -230,7 +230,7 @@ def _decode(value: Any, current: Any, objects: dict[str, Any]) -> Any:
         obj = current
         mod, qual = value["__object__"].split(":")
         if obj is None or f"{type(obj).__module__}:{type(obj).__qualname__}" != value["__object__"]:
-            cls = _own_class(mod, qual)
+            cls: Any = _own_class(mod, qual)
             obj = cls.__new__(cls)
         restore(obj, value["attrs"], objects)
         return obj

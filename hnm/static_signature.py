@@ -108,7 +108,8 @@ def _alias(module: str, hint: ast.expr | None) -> ast.expr | None:
         if found is not None and isinstance(found[1], ast.expr):
             return _alias(*found)  # type: ignore[arg-type]
     if isinstance(hint, ast.BinOp) and isinstance(hint.op, ast.BitOr):
-        return ast.BinOp(_alias(module, hint.left), ast.BitOr(), _alias(module, hint.right))
+        return ast.BinOp(_alias(module, hint.left) or hint.left, ast.BitOr(),
+                         _alias(module, hint.right) or hint.right)
     return hint
 
 

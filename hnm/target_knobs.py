@@ -60,7 +60,7 @@ def check_target_node(node: DictConfig, key: str, target: str, bounds: bool = Tr
         full = f"{key}.{name}"
         hint = knobs.params.get(name)
         verdict = _fits(value, hint) if hint is not None else None
-        if verdict is False:
+        if verdict is False and hint is not None:
             raise ConfigError(f"{full}={value!r} is not valid; expected {_expected(hint)}")
         if bounds and name in knobs.choices:
             check_choice(full, value, knobs.choices[name])

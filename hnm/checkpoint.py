@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, StartRefused
 from hnm.state import Settles, capture, held_elsewhere, restore, rng_state
 
 FORMAT = 1
@@ -90,7 +90,12 @@ def restore_parts(run: Any, state: dict[str, Any]) -> None:
         raise ConfigError(f"the checkpoint holds parts this run does not have: {missing}")
     for name, part in parts.items():
         if name in state["parts"]:
-            restore(part, state["parts"][name], _objects(run))
+            try:
+                restore(part, state["parts"][name], _objects(run))
+            except ValueError as err:  # a class or reference this run does not have
+                raise ConfigError(f"resume={run.resume_path}: the checkpoint's state of {name} "
+                                  f"cannot be restored ({err}); it was not written by this "
+                                  "hnm for this configuration") from None
     run.module.timings.update(state["module"]["timings"])
     run.module._optimizer_steps_seen = state["module"]["optimizer_steps_seen"]
     run.metrics.update(state["run"]["metrics"])
@@ -105,16 +110,9 @@ def restore_sampler(run: Any, state: dict[str, Any]) -> None:
 # -- reading -----------------------------------------------------------------------------------
 def resolve(path: str | Path) -> Path:
     """A ``.ckpt`` file, or a run folder's newest checkpoint (``checkpoints/last.ckpt``)."""
-    p = Path(str(path)).expanduser()
-    if p.is_dir():
-        last = p / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise ConfigError(f"resume={path}: the folder has no checkpoints/last.ckpt; "
-                              "expected a run folder of hnm train (or a .ckpt file)")
-        return last
-    if not p.is_file():
-        raise ConfigError(f"resume={path}: no such checkpoint file or run folder")
-    return p
+    from hnm.run_folders import checkpoint_path
+
+    return checkpoint_path(path)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -123,15 +121,18 @@ def load(path: Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever the reader met, the file is unusable
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"resume={path}: cannot read the checkpoint ({first[:200]}); it may "
-                          "be truncated (a run killed while writing it: use the one before, "
-                          "hnm writes them atomically) or not a checkpoint at all") from None
+        if "weights_only" in str(err):  # a pickle of more than tensors: never unpickled
+            first = ("a pickle that holds more than tensors, which hnm never loads "
+                     "(weights_only=True)")
+        raise StartRefused(f"resume={path}: cannot read the checkpoint ({first[:200]}); it may "
+                           "be truncated (a run killed while writing it: use the one before, "
+                           "hnm writes them atomically) or not a checkpoint at all") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ConfigError(f"resume={path}: not a Lightning checkpoint (no state_dict)")
+        raise StartRefused(f"resume={path}: not a Lightning checkpoint (no state_dict)")
     if "hnm" not in ckpt or not isinstance(ckpt["hnm"], dict):
-        raise ConfigError(f"resume={path}: a checkpoint without hnm's run state (written by "
-                          "another tool or an older hnm); hnm can only resume its own "
-                          "checkpoints exactly")
+        raise StartRefused(f"resume={path}: a checkpoint without hnm's run state (written by "
+                           "another tool or an older hnm); hnm can only resume its own "
+                           "checkpoints exactly")
     return ckpt
 
 
@@ -148,10 +149,19 @@ def config_differences(saved: dict[str, Any], cfg: DictConfig) -> list[str]:
 
 
 def check_compatible(path: Path, ckpt: dict[str, Any], cfg: DictConfig) -> None:
+    """Refuse a checkpoint written with another configuration, or whose parts' state names
+    a class hnm would not rebuild (before the resume writes anything)."""
+    from hnm.state import check_names
+
+    try:
+        check_names(ckpt["hnm"].get("parts", {}))
+    except ValueError as err:
+        raise StartRefused(f"resume={path}: the checkpoint's state cannot be restored ({err}); "
+                           "it was not written by hnm") from None
     diffs = config_differences(ckpt["hnm"].get("config", {}), cfg)
     if diffs:
         shown = "; ".join(diffs[:8]) + (f"; … {len(diffs) - 8} more" if len(diffs) > 8 else "")
-        raise ConfigError(f"resume={path}: the checkpoint was written by a run with another "
-                          f"configuration, so it cannot continue exactly: {shown}. Resume with "
-                          "the run's own overrides (hnm train resume=<run folder> reads them "
-                          "from its .hydra/overrides.yaml)")
+        raise StartRefused(f"resume={path}: the checkpoint was written by a run with another "
+                           f"configuration, so it cannot continue exactly: {shown}. Resume with "
+                           "the run's own overrides (hnm train resume=<run folder> reads them "
+                           "from its .hydra/overrides.yaml)")

@@ -42,25 +42,40 @@ def usage() -> str:
 def expand_resume(argv: list[str]) -> list[str]:
     """``hnm train resume=<run folder or its .ckpt>``: the run's own overrides (from its
     ``.hydra/overrides.yaml``) first, then the user's, and the run folder as the output folder,
-    so the resumed run continues in place with the configuration it started with."""
+    so the resumed run continues in place with the configuration it started with.
+
+    The folder may come from elsewhere, so its overrides are values only
+    (:func:`hnm.received.check_overrides`: no Hydra keys, no flags, only hnm's own
+    ``_target_``s; a :class:`~hnm.errors.ConfigError` otherwise). Continuing in place, Hydra
+    does not rewrite the run's ``.hydra/`` (``hydra.output_subdir=null``): it keeps recording
+    how the run started, and a resume refused later leaves it as it was."""
     given = [a for a in argv if a.startswith("resume=")]
     if not given:
         return argv
     target = Path(given[-1].split("=", 1)[1]).expanduser()
     folder = target if target.is_dir() else target.parent.parent
+    chosen = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
     saved = folder / ".hydra" / "overrides.yaml"
-    if not saved.is_file() or any(a.startswith("hydra.run.dir=") for a in argv):
-        return argv  # a bare .ckpt, or the user chose the folder: their overrides only
+    in_place = ["hydra.output_subdir=null"]
+    if not saved.is_file() or chosen:  # a bare .ckpt, or the user chose the folder: their own
+        same = bool(chosen) and Path(chosen[-1]).expanduser().resolve() == folder.resolve()
+        return [*argv, *in_place] if same and folder.is_dir() else argv
     import yaml
 
+    from hnm.errors import ConfigError
+    from hnm.received import check_overrides
+
     try:
-        old = yaml.safe_load(saved.read_text(encoding="utf-8")) or []
-    except (OSError, yaml.YAMLError):
-        return argv
-    keep = [str(o) for o in old if not str(o).startswith(("resume=", "hydra.run.dir="))]
+        old = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{saved}: cannot read the run's overrides ({first[:200]}); "
+                          "expected the YAML list Hydra writes") from None
+    old = check_overrides(old if old is not None else [], str(saved))
+    keep = [o for o in old if not o.startswith(("resume=", "hydra.run.dir="))]
     mine = {a.split("=", 1)[0] for a in argv if "=" in a}
     keep = [o for o in keep if o.split("=", 1)[0] not in mine]
-    return [*keep, *argv, f"hydra.run.dir={folder}"]
+    return [*keep, *argv, f"hydra.run.dir={folder}", *in_place]
 
 
 def _load(target: str) -> Callable[[], None]:
@@ -96,7 +111,13 @@ def _main(argv: list[str] | None) -> None:
         print(usage(), file=sys.stderr)
         raise SystemExit(2)
     if sub == "train":
-        argv = expand_resume(argv)
+        from hnm.errors import HnmError
+
+        try:
+            argv = expand_resume(argv)
+        except HnmError as err:
+            print(f"hnm: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
     sys.argv = [f"hnm {sub}", *argv]
     _run(SUBCOMMANDS[sub][0])
 

@@ -38,7 +38,28 @@ def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
             seen = seen.__cause__ or seen.__context__
         if seen is None:
             raise
-        raise seen from None
+        raise _renamed(seen, node, key) from None
+
+
+def _renamed(err: HnmError, node: Any, key: str) -> HnmError:
+    """``err`` naming where the encoder that raised it sits: an encoder factory names its
+    knobs ``encoder.…``, but an encoder nested in another node (GIST's guide, a loss's
+    teacher) is set at that node's key (``negatives.gist.guide.name=…``)."""
+    text = str(err)
+    if key == "encoder" or not text.startswith("encoder.") or not isinstance(node, DictConfig):
+        return err
+    found = []
+    for k in node:
+        try:
+            child = node[k]
+        except Exception:  # noqa: BLE001 - a value that does not resolve is no encoder
+            continue
+        if isinstance(child, DictConfig) and str(child.get("_target_", "")).startswith(
+                "hnm.encoders."):
+            found.append(f"{key}.{k!s}")
+    if len(found) != 1:
+        return err
+    return type(err)(found[0] + text[len("encoder"):])
 
 
 def check_node(node: Any, key: str, given: set[str] | frozenset[str] = frozenset()) -> None:

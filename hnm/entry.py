@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hnm.cli import config_dir
-from hnm.errors import HnmError
+from hnm.errors import HnmError, StartRefused
 
 log = logging.getLogger("hnm")
 
@@ -21,7 +21,9 @@ def _friendly(fn: Callable[[DictConfig], Any] | None = None, *, run_status: bool
               ) -> Any:
     """User errors: one paragraph and exit 2 (a bug keeps its traceback). Inside a sweep
     (``-m``) a failed job is recorded instead and the sweep goes on: see :func:`_job_failed`.
-    ``run_status``: a failure also marks the run folder failed (``status.json``)."""
+    ``run_status``: a failure also marks the run folder failed (``status.json``), unless the
+    run was refused before it started (:class:`~hnm.errors.StartRefused`: the folder may be
+    another run's)."""
     if fn is None:
         return functools.partial(_friendly, run_status=run_status)
 
@@ -31,13 +33,15 @@ def _friendly(fn: Callable[[DictConfig], Any] | None = None, *, run_status: bool
             return fn(cfg)
         except Exception as err:  # noqa: BLE001 - re-raised unless it is the user's input
             message = user_message(err)
-            if run_status:
+            refused = isinstance(err, StartRefused)  # nothing written: the folder stays as it is
+            if run_status and not refused:
                 _record_failure(err, message)
             if _in_multirun():
                 return _job_failed(err, message)
             if message is None:
                 raise
-            log.error("%s", message)
+            if not refused:
+                log.error("%s", message)
             print(f"\nhnm: error: {message}", file=sys.stderr)
             raise SystemExit(2) from None
 
@@ -116,7 +120,12 @@ def user_message(err: BaseException) -> str | None:
     wrappers; None for a bug (which keeps its traceback)."""
     import re
 
-    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+    from omegaconf.errors import (
+        GrammarParseError,
+        InterpolationResolutionError,
+        InterpolationToMissingValueError,
+        MissingMandatoryValue,
+    )
 
     from hnm.hydra_errors import DISK_ERRNOS, os_message
 
@@ -126,6 +135,10 @@ def user_message(err: BaseException) -> str | None:
             return str(seen)
         if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:  # a full disk, …
             return os_message(seen)
+        if type(seen).__name__ == "MisconfigurationException" and type(
+                seen).__module__.startswith("lightning"):  # a trainer.* value Lightning refused
+            return (f"the trainer settings are not valid: {' '.join(str(seen).split())} "
+                    "(see trainer.* in the config)")
         if isinstance(seen, (MissingMandatoryValue, InterpolationToMissingValueError)):
             found = re.search(r"Missing mandatory value: ([\w.\[\]]+)", str(seen))
             key = found.group(1) if found else (getattr(seen, "full_key", None) or "a value")
@@ -133,6 +146,11 @@ def user_message(err: BaseException) -> str | None:
                     if key == "data.path" else "")
             return (f"{key} is required but was not given: pass {key}=…{hint} on the "
                     "command line")
+        if isinstance(seen, (InterpolationResolutionError, GrammarParseError)):
+            key = getattr(seen, "full_key", None) or "a value"
+            first = str(seen).strip().splitlines()[0] if str(seen).strip() else ""
+            return (f"{key}: cannot resolve its interpolation ({first}); check the ${{…}} "
+                    "reference")
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -18,12 +18,22 @@ class ConfigError(HnmError):
     """A configuration value is invalid."""
 
 
+class StartRefused(ConfigError):
+    """A run refused before it started (it wrote nothing yet): the CLI prints it, but neither
+    logs it into the run folder nor marks that folder failed, which may be another run's."""
+
+
 def check_choice(name: str, value: object, valid: tuple | list) -> None:
     """Raise :class:`ConfigError` unless ``value`` is one of ``valid``."""
     if value not in valid:
         raise ConfigError(
             f"{name}={value!r} is not valid; expected one of: {', '.join(map(str, valid))}"
         )
+
+
+def _num(x: float) -> str:
+    """A bound as written: ``4294967295``, not ``4.29497e+09``."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 def check_range(name: str, value: object, low: float | None = None, high: float | None = None,
@@ -44,11 +54,12 @@ def check_range(name: str, value: object, low: float | None = None, high: float 
     if ok:
         return
     if low is not None and high is not None:
-        expected = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        expected = (f"in {'(' if low_open else '['}{_num(low)}, {_num(high)}"
+                    f"{')' if high_open else ']'}")
     elif low is not None:
-        expected = f"{'>' if low_open else '>='} {low:g}"
+        expected = f"{'>' if low_open else '>='} {_num(low)}"
     elif high is not None:
-        expected = f"{'<' if high_open else '<='} {high:g}"
+        expected = f"{'<' if high_open else '<='} {_num(high)}"
     else:
         expected = "a number"
     raise ConfigError(f"{name}={value!r} is not valid; expected {expected}")

@@ -48,15 +48,17 @@ def hydra_message(err: BaseException) -> str | None:
     return None
 
 
-def os_message(err: OSError, context: str = "") -> str:
-    """A file-system failure: which file, what happened, and what to do."""
+def os_message(err: OSError, context: str = "", key: str = "hydra.run.dir") -> str:
+    """A file-system failure: which file, what happened, and what to do (``key``: the setting
+    that chooses where it is written; ``output`` for ``hnm mine``'s negatives file)."""
     where = err.filename or "a file of the run"
     why = err.strerror or type(err).__name__
     code = errno.errorcode.get(err.errno or 0, "")
     full = err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-    hint = ("the disk is full: free some space, or write the run elsewhere with "
-            "hydra.run.dir=DIR" if full else
-            "choose a folder you can write to with hydra.run.dir=DIR")
+    what, value = ("the file", "PATH") if key == "output" else ("the run", "DIR")
+    hint = (f"the disk is full: free some space, or write {what} elsewhere with {key}={value}"
+            if full else f"choose a {'path' if key == 'output' else 'folder'} you can write to "
+            f"with {key}={value}")
     return f"{context}{where}: {why}{f' ({code})' if code else ''}; {hint}"
 
 
@@ -64,6 +66,12 @@ def _missing_option(err: BaseException) -> str:
     missing = str(getattr(err, "missing_cfg_file", "") or "")
     options = list(getattr(err, "options", None) or [])
     group, _, name = missing.rpartition("/")
+    if not options and group:  # an option of a list (+negatives=[gist,nosuch]): hnm's own
+        from pathlib import Path
+
+        from hnm.cli import config_dir
+
+        options = sorted(p.stem for p in (Path(config_dir()) / group).glob("*.yaml"))
     if not options:
         return " ".join(str(err).split("Config search path:")[0].split())
     if not group:  # the primary config itself

@@ -55,6 +55,10 @@ class _NoTarget(Exception):
     """A saved model whose part has not built it yet: the attribute is left as it is."""
 
 
+# the numpy bit generators a checkpoint may name (a name is looked up in numpy.random)
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
 def _own_state_dict(part: Any) -> bool:
     """A part with a ``state_dict`` of its own (:class:`~hnm.types.Stateful`), not the one
     every ``nn.Module`` and Lightning callback inherits (which misses plain attributes)."""
@@ -190,6 +194,8 @@ def _decode(value: Any, current: Any, objects: dict[str, Any]) -> Any:
     if "__ndarray_list__" in value:
         return np.array(value["__ndarray_list__"], dtype=value["dtype"])
     if "__np_generator__" in value:
+        if value["bit_generator"] not in _BIT_GENERATORS:
+            raise ValueError(f"unknown numpy bit generator {value['bit_generator']!r}")
         gen = current if isinstance(current, np.random.Generator) else np.random.Generator(
             getattr(np.random, value["bit_generator"])())
         gen.bit_generator.state = value["__np_generator__"]
@@ -224,15 +230,41 @@ def _decode(value: Any, current: Any, objects: dict[str, Any]) -> Any:
         obj = current
         mod, qual = value["__object__"].split(":")
         if obj is None or f"{type(obj).__module__}:{type(obj).__qualname__}" != value["__object__"]:
-            if not mod.startswith("hnm."):
-                raise ValueError(f"refusing to rebuild {value['__object__']}: not hnm's own")
-            cls: Any = importlib.import_module(mod)
-            for name in qual.split("."):
-                cls = getattr(cls, name)
+            cls: Any = _own_class(mod, qual)
             obj = cls.__new__(cls)
         restore(obj, value["attrs"], objects)
         return obj
     return value
+
+
+def _own_class(mod: str, qual: str) -> type:
+    """The class ``mod:qual`` a checkpoint names, only when hnm defines it (the resolved
+    class's own module is checked, not the name: ``hnm.x:torch.nn.Module`` is refused)."""
+    if not (mod == "hnm" or mod.startswith("hnm.")) or not all(
+            p.isidentifier() for p in [*mod.split("."), *qual.split(".")]):
+        raise ValueError(f"refusing to rebuild {mod}:{qual}: not hnm's own")
+    cls: Any = importlib.import_module(mod)
+    for name in qual.split("."):
+        cls = getattr(cls, name, None)
+    where = getattr(cls, "__module__", "") or ""
+    if not isinstance(cls, type) or not (where == "hnm" or where.startswith("hnm.")):
+        raise ValueError(f"refusing to rebuild {mod}:{qual}: not a class defined in hnm")
+    return cls
+
+
+def check_names(value: Any) -> None:
+    """Refuse (``ValueError``) a captured state that names a class :func:`restore` would not
+    rebuild, or an unknown numpy generator: checked before a resume writes anything."""
+    if isinstance(value, dict):
+        if "__object__" in value:
+            _own_class(*str(value["__object__"]).partition(":")[::2])
+        if "__np_generator__" in value and value.get("bit_generator") not in _BIT_GENERATORS:
+            raise ValueError(f"unknown numpy bit generator {value.get('bit_generator')!r}")
+        for item in value.values():
+            check_names(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_names(item)
 
 
 def restore(part: Any, state: dict[str, Any], objects: dict[str, Any] | None = None) -> None:

@@ -19,7 +19,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from hnm import checkpoint as ckpt_io
-from hnm import counting, dashboards
+from hnm import counting, dashboards, knobs
 from hnm.cache import EmbeddingCache, activate, frozen_embed_fn
 from hnm.cache import from_config as cache_from_config
 from hnm.callbacks.checkpoint import RunCheckpoint, StopRequest, interrupts
@@ -33,7 +33,7 @@ from hnm.data.datamodule import RetrievalDataModule
 from hnm.data.dataset import RetrievalData, TrainPairs
 from hnm.dist import env_rank, finish_relaunch, prepare_relaunch
 from hnm.encoders.embed import embed_fn
-from hnm.errors import ConfigError, check_range
+from hnm.errors import ConfigError, HnmError, StartRefused, check_range
 from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
 from hnm.modules.telemetry import time_split
@@ -202,17 +202,6 @@ def run_context(cfg: DictConfig, data: RetrievalData, pairs: TrainPairs, evaluat
             "machine": machine()}
 
 
-def check_optimize_metric(cfg: DictConfig) -> None:
-    """``optimize_metric`` as a full key must name the stage this run reports: its eval split
-    (``dev/…`` when ``data.eval_split=dev``), refused before training rather than after."""
-    key, split = str(cfg.optimize_metric), str(cfg.data.eval_split)
-    if key.count("/") == 2 and key.split("/")[0] != split:
-        raise ConfigError(f"optimize_metric={key!r} names the stage {key.split('/')[0]!r}, but "
-                          f"this run's final evaluation is on data.eval_split={split!r} (its "
-                          f"keys are {split}/…); give the metric alone (optimize_metric="
-                          f"{key.split('/')[-1]}) or {split}/{key.split('/', 1)[1]}")
-
-
 def build_val_curve(cfg: DictConfig, data: RetrievalData, out: Path) -> ValCurve | None:
     """``eval.every_n_steps=N``: the learning curve's evaluator on a fixed subset of
     ``eval.val_split`` (``eval.val_queries`` queries, ``eval.val_corpus`` documents)."""
@@ -251,15 +240,18 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     source (tests plant their own)."""
     t_start = time.perf_counter()
     out = run_dir()
-    claim(out / "metrics.json", "metrics.json")
+    knobs.check(cfg)  # also where Hydra's preflight did not run (a sweep's job, a test)
     resume_path, resume_ckpt = None, None
-    if cfg.get("resume"):
-        resume_path = ckpt_io.resolve(cfg.resume)
-        resume_ckpt = ckpt_io.load(resume_path)
-        ckpt_io.check_compatible(resume_path, resume_ckpt, cfg)
-    if env_rank() == 0:
-        write_status(out, "running", **({"resumed_from": str(resume_path)} if resume_path
-                                        else {}))
+    try:  # nothing is written before these pass: a refusal leaves the folder as it was
+        claim(out / "metrics.json", "metrics.json")
+        if cfg.get("resume"):
+            resume_path = ckpt_io.resolve(cfg.resume)
+            resume_ckpt = ckpt_io.load(resume_path)
+            ckpt_io.check_compatible(resume_path, resume_ckpt, cfg)
+    except HnmError as err:
+        raise StartRefused(str(err)) from None
+    if env_rank() == 0 and resume_path is None:  # a resume: once it is built (below)
+        write_status(out, "running")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     config = resolved(cfg)
 
@@ -267,7 +259,6 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
         if cfg.get(key) is not None:
             check_node(cfg._get_node(key), key)
     check_kwargs("module", dict(cfg.module), RetrievalModule)
-    check_optimize_metric(cfg)
     data = load_data(cfg) if data is None else data
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
     drawn = pairs  # the context fingerprints the pairs drawn, before any poisoning
@@ -288,6 +279,10 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     evaluator = build_evaluator(cfg, data, poisoning)
     dm = RetrievalDataModule(pairs, cfg.batch_size, sampler_factory, seed=cfg.seed,
                              drop_last=cfg.data.get("drop_last", False))
+    if len(dm.batch_sampler) == 0:  # a run that would train zero steps
+        raise ConfigError(f"no training batch: {len(pairs)} training pairs make no full batch "
+                          f"of batch_size={cfg.batch_size} with data.drop_last=true; lower "
+                          "batch_size or set data.drop_last=false")
     from_sampler = miner is None and isinstance(dm.batch_sampler, ProvidesMiner)
     if from_sampler:
         miner = dm.batch_sampler.as_miner()  # type: ignore[union-attr]  # TAS-B's negatives
@@ -344,6 +339,8 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     checkpoints.state = lambda batches_done: ckpt_io.run_state(run, batches_done)
     module.after_batch.append(checkpoints.after_batch)
     check_can_act(run.parts(), trainer, len(dm.batch_sampler))
+    if env_rank() == 0 and resume_path is not None:  # until now a failure left its status
+        write_status(out, "running", resumed_from=str(resume_path))
     return run
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -32,6 +33,17 @@ def make_data(n_per_topic: int = 6):
             corpus[did] = {"title": f"{topic}.f{i}", "text": f"def f{i}(): {phrase} {i} {topic}"}
             (test if i % 3 == 0 else train)[qid] = {did: 1}
     return RetrievalData("toy", corpus, queries, {"train": train, "test": test})
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger():
+    """``hnm.cli.main`` run in-process lets Hydra point the root logger at this test's captured
+    streams; the next test would log into closed ones ("--- Logging error ---")."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture()

@@ -192,12 +192,18 @@ def test_single_run_piped_shows_progress_and_info_once(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_single_run_user_error_exits_2_and_marks_the_folder(tmp_path: Path) -> None:
+    """A user error found once the run started marks its folder failed; a bad knob, found
+    before Hydra makes the folder, leaves none."""
     data = write_beir(tmp_path / "beir")
     folder = tmp_path / "r"
     out = run(["train", *TINY, f"data.path={data}", "batch_size=0", f"hydra.run.dir={folder}"],
               tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "hnm: error: batch_size=0 is not valid" in out.stderr
+    assert not folder.exists()
+    out = run(["train", *TINY, f"data.path={data}", "data.eval_split=nosuch",
+               f"hydra.run.dir={folder}"], tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "'nosuch'" in out.stderr
     status = read_status(folder)
     assert status is not None and status["state"] == "failed" and status["user_error"]
 

@@ -15,16 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from hnm.config_check import instantiate
-from hnm.errors import ConfigError, DataError
+from hnm.errors import ConfigError, DataError, HnmError, StartRefused
 from hnm.eval.targets import (
     ModelSpec,
     load_dataset,
     parse_datasets,
     parse_model,
     saved_max_seq_length,
+    with_poison,
     with_run_settings,
 )
 from hnm.runinfo import claim, run_dir, write_json
@@ -116,14 +117,20 @@ def write_outputs(owner: Any, out: Path, dataset: str) -> None:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Run ``hnm eval``; returns the metrics written to ``metrics.json``."""
+    from hnm import knobs
     from hnm.report import print_table, runs_table
 
     out = run_dir()
-    claim(out / "metrics.json", "metrics.json")
+    try:  # nothing written yet: a refusal leaves the folder as it was
+        claim(out / "metrics.json", "metrics.json")
+    except HnmError as err:
+        raise StartRefused(str(err)) from None
     spec = parse_model(cfg.get("model"))
     if spec.run_config is not None:
         cfg = with_poison(with_run_settings(cfg, spec.run_config, _overrides()),
-                          spec.run_config)
+                          spec.run_config, _overrides())
+    knobs.check(cfg)  # the run folder's settings too
+    if spec.run_config is not None:
         log.info("run folder %s: dataset %s, its eval settings and seed %s", spec.source,
                  cfg.data.get("name") or cfg.data.get("path"), cfg.seed)
     from hnm.cli import config_dir
@@ -170,18 +177,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         print_wide(runs_table(rows, ["dataset", *attack], title="poisoning probe"))
     print(f"eval folder: {out}")
     return metrics
-
-
-def with_poison(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig:
-    """A run folder's ``poison`` settings (its attacker passages and triggered queries), unless
-    the command line chose its own (``+poison=grammar …``)."""
-    chosen = {o.lstrip("+~").split("=")[0].split(".")[0] for o in _overrides()}
-    if "poison" in chosen or not run_cfg.get("poison"):
-        return cfg
-    out = cfg.copy()
-    with open_dict(out):
-        out.poison = run_cfg.poison
-    return out
 
 
 def _evaluate_all(cfg: DictConfig, spec: ModelSpec, model: Any, loaded: list[Any], out: Path,

@@ -13,8 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from hnm.config_check import instantiate
 from hnm.data.dataset import TrainPairs
 from hnm.logging_setup import build_loggers, resolved
-from hnm.miners.io import meta_path, write_negatives
-from hnm.runinfo import claim, run_dir, sweep_info
+from hnm.miners.io import write_negatives
+from hnm.runinfo import run_dir, sweep_info
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,15 @@ def mine(cfg: DictConfig) -> Path:
     Returns:
         The path of the negatives file.
     """
+    from hnm import knobs
     from hnm.cache import frozen_embed_fn
+    from hnm.run_folders import check_mine_output
     from hnm.train import load_data
 
     t_start = time.perf_counter()
+    knobs.check(cfg)
     out = output_path(cfg)
-    claim(out, "a negatives file")
-    claim(meta_path(out), "a negatives metadata file")
+    check_mine_output(cfg, out.parent)  # before mining: the file is new and can be written
     data = load_data(cfg)
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
     miner = instantiate(cfg.miner, "miner")
@@ -64,7 +66,13 @@ def mine(cfg: DictConfig) -> Path:
                     and getattr(miner, "encoder", None) is None else None),
         "telemetry": stats,
     }
-    n = write_negatives(out, miner.records(), meta)
+    try:
+        n = write_negatives(out, miner.records(), meta)
+    except OSError as err:  # checked before mining; a disk that filled up meanwhile
+        from hnm.errors import DataError
+        from hnm.hydra_errors import os_message
+
+        raise DataError(os_message(err, "cannot write the negatives file: ", "output")) from None
     stats = {**stats, "time_mine_total_s": time.perf_counter() - t_start}
     group, name = sweep_info()
     for logger in build_loggers(cfg.get("logger"), str(run_dir()), group, name, resolved(cfg)):

@@ -9,7 +9,10 @@
     DIR/qrels/test.tsv
 
 Every problem is reported as a :class:`~hnm.errors.DataError` naming the file, the 1-based
-line number and what was expected.
+line number and what was expected. A line longer than :data:`MAX_LINE_BYTES` (64 MiB) is
+refused before it is read whole: no record of a retrieval corpus is that long, and reading and
+parsing one would take gigabytes (texts up to that size are read, and the encoders cut them to
+what the model reads before tokenizing: :mod:`hnm.encoders.clip`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from hnm.errors import DataError
 log = logging.getLogger(__name__)
 
 _USAGE = "pass data.path=DIR, a folder with corpus.jsonl, queries.jsonl and qrels/"
+MAX_LINE_BYTES = 64 * 2**20
 
 
 def load_beir(path: str | None, name: str | None = None,
@@ -67,6 +71,11 @@ def load_beir(path: str | None, name: str | None = None,
     }
     queries = {qid: obj["text"] for qid, obj in _read_jsonl(root / "queries.jsonl",
                                                                  ("_id", "text"))}
+    if not any(d["title"].strip() or d["text"].strip() for d in corpus.values()):
+        raise DataError(f"{root / 'corpus.jsonl'}: every document's 'title' and 'text' are "
+                        "empty; there is nothing to retrieve")
+    if not any(t.strip() for t in queries.values()):
+        raise DataError(f"{root / 'queries.jsonl'}: every query's 'text' is empty")
     qrels_dir = root / "qrels"
     if splits:
         files = [qrels_dir / f"{split}.tsv" for split in splits]
@@ -113,7 +122,12 @@ def _lines(file: Path) -> Iterator[tuple[int, str]]:
     non-UTF-8 file is a :class:`DataError` naming the file (and the line)."""
     blank = True
     with file.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        for number, raw in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES + 1), b""),
+                                     start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{file} line {number}: longer than {MAX_LINE_BYTES // 2**20} "
+                                "MiB; hnm reads records up to that size (one JSON object or "
+                                "qrels row per line)")
             if number == 1 and raw[:2] == b"\x1f\x8b":
                 raise DataError(f"{file}: a gzip-compressed file; decompress it first "
                                 f"(gunzip), hnm reads plain UTF-8 text")

@@ -10,6 +10,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from hnm import counting
+from hnm.encoders.clip import clip_for
 from hnm.encoders.inference import backend_for
 from hnm.types import EmbedFn
 
@@ -51,7 +52,7 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
 def tokenize(model: SentenceTransformer, texts: Sequence[str]) -> dict[str, torch.Tensor]:
     """Tokenise texts for a training forward pass, on the model's device."""
     prep = getattr(model, "preprocess", None) or model.tokenize
-    feats = prep(list(texts))
+    feats = prep(clip_for(model, texts))  # a huge text costs what a normal one does
     return {k: (v.to(model.device) if isinstance(v, torch.Tensor) else v) for k, v in feats.items()}
 
 

@@ -15,7 +15,13 @@ from sentence_transformers import SentenceTransformer, models
 
 from hnm.dist import torch_device
 from hnm.encoders.inference import set_inference
-from hnm.errors import ConfigError
+from hnm.encoders.model_files import (
+    LOAD_ERRORS,
+    load_failure,
+    refuse_loaded_code,
+    refuse_model_code,
+)
+from hnm.errors import ConfigError, check_choice, check_range
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -36,6 +42,8 @@ def minilm_path() -> str:
 
 
 _MODEL_FILES = ("modules.json", "config.json")
+# sentence-transformers' pooling modes
+POOLINGS = ("mean", "cls", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 
 
 def _ensure_normalized(model: SentenceTransformer) -> SentenceTransformer:
@@ -54,9 +62,13 @@ def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
     chooses the backend of its no-gradient passes (torch | onnx | int8 | onnx_int8, see
     :mod:`hnm.encoders.inference`); training always runs torch. ``trust_remote_code``: run the
     Python code a model folder or hub repository ships (its own architecture); off unless the
-    user sets ``encoder.trust_remote_code=true``, so a model that needs it is refused.
+    user sets ``encoder.trust_remote_code=true``, so a model that needs it is refused (a
+    local folder with ``auto_map`` too, whatever its ``model_type``: see
+    :mod:`hnm.encoders.model_files`).
     """
     set_inference(None, inference)  # refuse a bad choice before loading anything
+    check_range("encoder.max_seq_length", max_seq_length, 1)
+    check_choice("encoder.pooling", pooling, POOLINGS)
     device = torch_device(device)  # "gpu" (trainer.accelerator) -> cuda:LOCAL_RANK, or cpu
     path = Path(os.path.expanduser(name))
     local = path.exists()
@@ -72,6 +84,8 @@ def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
             f"found {'a file' if path.is_file() else 'a folder without either'}"
         )
     src = str(path) if local else name
+    if local:
+        refuse_model_code(path, "encoder.name", bool(trust_remote_code))
     remote = {"trust_remote_code": bool(trust_remote_code)}
     try:
         if local and not (path / "modules.json").exists():
@@ -82,13 +96,15 @@ def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
         else:
             model = SentenceTransformer(src, device=device,
                                         trust_remote_code=bool(trust_remote_code))
-    except (OSError, ValueError, KeyError) as err:  # what transformers raises for a bad folder
-        first = str(err).strip().splitlines()[0].rstrip(" .") if str(err).strip() \
-            else type(err).__name__
-        hint = (" (it ships its own code: pass encoder.trust_remote_code=true if you trust it)"
-                if "trust_remote_code" in str(err) else "")
-        raise ConfigError(f"encoder.name={name!r} could not be loaded as a model: "
-                          f"{first}{hint}") from err
+    except LOAD_ERRORS as err:  # what transformers and torch raise for a bad folder
+        raise load_failure(err, "encoder.name", name, path if local else None) from None
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    refuse_loaded_code(config, "encoder.name", name, bool(trust_remote_code))  # a hub model
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_seq_length > positions:
+        raise ConfigError(f"encoder.max_seq_length={max_seq_length} (data.max_seq_length by "
+                          f"default) is more than the {positions} positions of the model "
+                          f"{name!r}; expected <= {positions}")
     model.max_seq_length = max_seq_length
     return set_inference(_ensure_normalized(model), inference)
 
@@ -96,6 +112,7 @@ def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
 def minilm_encoder(max_seq_length: int = 128, device: str = "cpu",
                    inference: str = "torch") -> SentenceTransformer:
     """The pretrained all-MiniLM-L6-v2 (384-d, mean pooling, normalised), loaded offline."""
+    check_range("encoder.max_seq_length", max_seq_length, 1)
     return hf_encoder(minilm_path(), max_seq_length=max_seq_length, device=device,
                       inference=inference)
 
@@ -111,6 +128,11 @@ def tiny_encoder(hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2,
 
     from transformers import AutoTokenizer, BertConfig, BertModel
 
+    check_range("encoder.hidden_size", hidden_size, 1)
+    check_range("encoder.num_layers", num_layers, 1)
+    check_range("encoder.num_heads", num_heads, 1)
+    check_range("encoder.intermediate_size", intermediate_size, 1)
+    check_range("encoder.max_seq_length", max_seq_length, 1)
     device = torch_device(device)
     set_inference(None, inference)
 

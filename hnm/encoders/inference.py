@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hnm.encoders.clip import clip_for
 from hnm.errors import ConfigError, check_choice
 
 BACKENDS = ("torch", "onnx", "int8", "onnx_int8")
@@ -131,7 +132,7 @@ class Backend:
 
     def _onnx_encode(self, model: Any, texts: Sequence[str], batch_size: int) -> np.ndarray:
         session, names = self._impl
-        texts = list(texts)
+        texts = clip_for(model, texts)
         if not texts:
             return np.zeros((0, model.get_embedding_dimension() or 0), np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")  # as encode() sorts
@@ -145,7 +146,7 @@ class Backend:
 
 
 def _st_encode(model: Any, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
-    out = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+    out = model.encode(clip_for(model, texts), batch_size=batch_size, convert_to_numpy=True,
                        normalize_embeddings=True,
                        show_progress_bar=progress and len(texts) > batch_size)
     return np.ascontiguousarray(out, dtype=np.float32)

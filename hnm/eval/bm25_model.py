@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from hnm.data.dataset import RetrievalData
-from hnm.errors import ConfigError, check_choice
+from hnm.errors import check_choice, check_range
 from hnm.eval.metrics import evaluate_run
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ class BM25Model:
     def __init__(self, k1: float = 1.5, b: float = 0.75, method: str = "lucene",
                  token_pattern: str = r"[^\W_]+", stopwords: str | None = None) -> None:
         check_choice("bm25.method", method, METHODS)
-        if float(k1) < 0 or not 0.0 <= float(b) <= 1.0:
-            raise ConfigError(f"bm25.k1 must be >= 0 and bm25.b in [0, 1]; got k1={k1}, b={b}")
+        check_range("bm25.k1", k1, 0.0)
+        check_range("bm25.b", b, 0.0, 1.0)
         self.k1, self.b, self.method = float(k1), float(b), method
         self.token_pattern, self.stopwords = token_pattern, stopwords
         self.run: dict[str, dict[str, float]] = {}

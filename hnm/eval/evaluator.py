@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from hnm.data.dataset import RetrievalData
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, check_range
 from hnm.eval.metrics import evaluate_run
 from hnm.index.search import Backend, DocIndex, IndexKind
 from hnm.types import EmbedFn
@@ -41,9 +41,10 @@ class RetrievalEvaluator:
     def __init__(self, data: RetrievalData, split: str = "test", k: int = 100,
                  max_queries: int | None = None, batch_size: int = 64, backend: Backend = "auto",
                  index: IndexKind = "flat", seed: int = 0, device: str | None = None) -> None:
-        if k < 1 or batch_size < 1:
-            raise ConfigError(f"eval k and batch_size must be >= 1; got k={k}, "
-                              f"batch_size={batch_size}")
+        check_range("eval.evaluator.k", k, 1)
+        check_range("eval.evaluator.batch_size", batch_size, 1)
+        if max_queries is not None:
+            check_range("eval.evaluator.max_queries", max_queries, 1)
         self.data, self.split, self.k, self.batch_size = data, split, k, batch_size
         self.backend, self.index, self.device = backend, index, device
         qrels = data.split(split)

@@ -7,21 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from hnm.data.dataset import RetrievalData
+from hnm.encoders.clip import clip_for
 from hnm.errors import ConfigError
 
 
 def load_ranker(path: str | Path, device: str | None = None) -> Any:
     """A sentence-transformers ``CrossEncoder`` from ``path`` (e.g. a run's ``ranker/``)."""
-    from sentence_transformers import CrossEncoder
 
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"eval.rerank_top_k needs a ranker: {folder} is not a folder (a run "
                           "of +miner=ar2 saves one as <run>/ranker; or set eval.ranker=PATH)")
-    try:
-        return CrossEncoder(str(folder), num_labels=1, device=device)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"eval.ranker={folder}: not a CrossEncoder folder: {err}") from err
+    from hnm.encoders.model_files import load_cross_encoder
+
+    return load_cross_encoder(str(folder), "eval.ranker", num_labels=1, device=device)
 
 
 def rerank_run(run: dict[str, dict[str, float]], data: RetrievalData, ranker: Any, k: int,
@@ -34,7 +33,7 @@ def rerank_run(run: dict[str, dict[str, float]], data: RetrievalData, ranker: An
     t0 = time.perf_counter()
     tops = {q: sorted(docs, key=lambda d: -docs[d])[:k] for q, docs in run.items()}
     pairs = [(data.queries[q], data.doc_text(d)) for q, ds in tops.items() for d in ds]
-    scores = ranker.predict(pairs, batch_size=batch_size, show_progress_bar=False,
+    scores = ranker.predict(clip_for(ranker, pairs), batch_size=batch_size, show_progress_bar=False,
                             convert_to_numpy=True) if pairs else []
     out: dict[str, dict[str, float]] = {}
     i = 0

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hnm.errors import ConfigError, DataError
 
@@ -44,37 +44,29 @@ class ModelSpec:
         return str(Path(self.source) / "model") if self.kind == "run" else self.source
 
 
+# the sections of a run folder's config that ``hnm eval`` reads (and ``seed``); the rest of
+# the file is never used
+RUN_SECTIONS = ("data", "eval", "poison")
+
+
 def run_config(folder: Path) -> DictConfig | None:
-    """The config of a run folder: ``config.yaml`` (resolved) or ``.hydra/config.yaml``."""
+    """The config of a run folder: ``config.yaml`` (resolved) or ``.hydra/config.yaml``. What
+    ``hnm eval`` reads of it may only name hnm's own classes (:mod:`hnm.received`)."""
+    from hnm.received import check_sections
+
     for path in (folder / "config.yaml", folder / ".hydra" / "config.yaml"):
         if path.is_file():
-            cfg = OmegaConf.load(path)
+            try:
+                cfg = OmegaConf.load(path)
+            except Exception as err:  # noqa: BLE001 - YAML and OmegaConf errors vary
+                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                raise DataError(f"{path}: not a readable YAML config ({type(err).__name__}: "
+                                f"{first[:200]})") from None
             if not isinstance(cfg, DictConfig) or "data" not in cfg or "eval" not in cfg:
                 raise DataError(f"{path}: not the config of an hnm run (no data/eval keys)")
-            _only_hnm_targets(cfg, path)
+            check_sections(cfg, RUN_SECTIONS, str(path))
             return cfg
     return None
-
-
-def _only_hnm_targets(cfg: DictConfig, path: Path) -> None:
-    """Refuse a run folder's config whose ``data``/``eval`` name code outside hnm: ``hnm eval``
-    instantiates them, and a folder from elsewhere must not choose what runs."""
-    def walk(node: Any, key: str) -> None:
-        if isinstance(node, DictConfig):
-            target = node.get("_target_") if "_target_" in node else None
-            if target is not None and not str(target).startswith("hnm."):
-                raise DataError(
-                    f"{path}: {key}._target_={str(target)!r} names code outside hnm; hnm eval "
-                    "only instantiates hnm's own classes from a run folder's config. Pass the "
-                    "dataset on the command line instead (eval.datasets=…)")
-            for k in node:
-                walk(node._get_node(k), f"{key}.{str(k)}")
-        elif isinstance(node, ListConfig):
-            for i in range(len(node)):
-                walk(node._get_node(i), f"{key}[{i}]")
-
-    for section in ("data", "eval"):
-        walk(cfg._get_node(section), section)
 
 
 def parse_model(value: Any) -> ModelSpec:
@@ -91,7 +83,7 @@ def parse_model(value: Any) -> ModelSpec:
             return ModelSpec("run", str(path), cfg)
         if (path / "modules.json").is_file() or (path / "config.json").is_file():
             return ModelSpec("saved", str(path))
-        why = ("it is a run folder without model/ (the run did not finish)" if cfg is not None
+        why = (_without_model(path) if cfg is not None
                else "it has neither model/ with config.yaml (a run folder) nor modules.json or "
                     "config.json (a saved model)")
         raise DataError(f"model={text}: cannot evaluate this folder: {why}")
@@ -99,6 +91,24 @@ def parse_model(value: Any) -> ModelSpec:
         raise DataError(f"model={text}: no such folder (expected a run folder, a saved model "
                         "folder, bm25, or a Hugging Face model name)")
     return ModelSpec("hub", text)
+
+
+def _without_model(folder: Path) -> str:
+    """Why a run folder has no ``model/``, from its ``status.json``."""
+    from hnm.runinfo import read_status
+
+    status = read_status(folder) or {}
+    state = status.get("state")
+    if state == "finished":
+        return ("it is a run folder whose status.json says the run finished, but its model/ "
+                "folder is missing (moved or deleted?)")
+    if state == "failed":
+        error = f": {status['error']}" if status.get("error") else ""
+        return f"the run failed before saving its model (status.json{error})"
+    if state == "interrupted":
+        return (f"the run was interrupted before saving its model; continue it with "
+                f"{status.get('resume') or 'hnm train resume=' + str(folder)}")
+    return "it is a run folder without model/ (the run did not finish)"
 
 
 def saved_max_seq_length(folder: str) -> int | None:
@@ -130,6 +140,18 @@ def with_run_settings(cfg: DictConfig, run_cfg: DictConfig, overrides: list[str]
             if key.startswith(("data.", "eval.")) and ("data" not in chosen
                                                       or key.startswith("eval.")):
                 OmegaConf.update(out, key, o.value(), force_add=True)
+    return out
+
+
+def with_poison(cfg: DictConfig, run_cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """A run folder's ``poison`` settings (its attacker passages and triggered queries), unless
+    the command line chose its own (``+poison=grammar …``)."""
+    chosen = {o.lstrip("+~").split("=")[0].split(".")[0] for o in overrides}
+    if "poison" in chosen or not run_cfg.get("poison"):
+        return cfg
+    out = cfg.copy()
+    with open_dict(out):
+        out.poison = run_cfg.poison
     return out
 
 

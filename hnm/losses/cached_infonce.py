@@ -12,7 +12,7 @@ from torch import Tensor
 
 from hnm.dist import world as dist_world
 from hnm.encoders.embed import encode_with_grad, forward, tokenize
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, check_range
 from hnm.losses.infonce import InfoNCELoss
 from hnm.modules.context import ScoreContext
 
@@ -140,8 +140,7 @@ class CachedInfoNCELoss:
                  symmetric_weight: float = 1.0, chunk_size: int = 32,
                  directions: Sequence[str] = ("query_to_doc",), partition_mode: str = "joint",
                  hardness_mode: str | None = None, hardness_strength: float = 0.0) -> None:
-        if int(chunk_size) < 1:
-            raise ConfigError(f"loss.chunk_size={chunk_size!r} is not valid; expected >= 1")
+        check_range("loss.chunk_size", chunk_size, 1)
         self.infonce = InfoNCELoss(temperature, symmetric, symmetric_weight, directions,
                                    partition_mode, hardness_mode, hardness_strength)
         self.chunk_size = int(chunk_size)

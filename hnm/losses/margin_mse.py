@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from hnm.errors import ConfigError, check_choice, check_range
+from hnm.errors import check_choice, check_range
 from hnm.losses.infonce import InfoNCELoss
 from hnm.losses.teacher import (
     CANDIDATE_CHOICES,
@@ -83,8 +83,7 @@ class MarginMSELoss:
                  teacher_scale: float = 1.0, infonce_weight: float = 0.0,
                  temperature: float = 0.05, teacher_batch_size: int = 64) -> None:
         check_choice("loss.candidates", candidates, CANDIDATE_CHOICES)
-        if infonce_weight < 0:
-            raise ConfigError(f"loss.infonce_weight must be >= 0, got {infonce_weight}")
+        check_range("loss.infonce_weight", infonce_weight, 0.0)
         check_range("loss.teacher_batch_size", teacher_batch_size, 1)
         self.scorer = TeacherScorer(teacher, teacher_batch_size) if teacher is not None else None
         self.teacher_source = teacher_source

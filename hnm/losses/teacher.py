@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from hnm import counting
+from hnm.encoders.clip import clip_for
 from hnm.encoders.embed import eval_mode
 from hnm.errors import ConfigError, check_choice
 from hnm.modules.context import ScoreContext
@@ -71,13 +72,9 @@ class TeacherScorer:
 
     def __init__(self, model: Any, batch_size: int = 64) -> None:
         if isinstance(model, str):
-            from sentence_transformers import CrossEncoder
+            from hnm.encoders.model_files import load_cross_encoder
 
-            try:
-                model = CrossEncoder(model)
-            except OSError as err:
-                raise ConfigError(f"loss.teacher={model!r} could not be loaded as a "
-                                  f"cross-encoder: {err}") from err
+            model = load_cross_encoder(model, "loss.teacher")
         self.model = model
         self.batch_size = int(batch_size)
         self.is_cross = hasattr(model, "predict")
@@ -107,7 +104,8 @@ class TeacherScorer:
         if self.is_cross:
             pairs = [(queries[i], doc_texts[j]) for i, j in zip(rows.tolist(), cols.tolist())]
             counting.add(len(pairs))
-            scores = self.model.predict(pairs, batch_size=self.batch_size, convert_to_tensor=True,
+            scores = self.model.predict(clip_for(self.model, pairs), batch_size=self.batch_size,
+                                        convert_to_tensor=True,
                                         activation_fn=torch.nn.Identity(),
                                         show_progress_bar=False)
             out[rows, cols] = torch.as_tensor(scores, dtype=torch.float32,
@@ -137,7 +135,7 @@ class TeacherScorer:
             else:
                 def raw(batch: Sequence[str]) -> Any:
                     with eval_mode(model), torch.inference_mode():
-                        return model.encode(list(batch), batch_size=self.batch_size,
+                        return model.encode(clip_for(model, batch), batch_size=self.batch_size,
                                             convert_to_numpy=True, show_progress_bar=False)
 
                 self._fn = frozen(model, raw, fn="encode", normalize=False)

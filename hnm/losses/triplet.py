@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from hnm.errors import ConfigError, check_choice
+from hnm.errors import ConfigError, check_choice, check_range
 from hnm.modules.context import ScoreContext
 
 MINING_CHOICES = ("hardest", "semi_hard")
@@ -59,8 +59,8 @@ class TripletLoss:
                  mining: Literal["hardest", "semi_hard"] = "hardest",
                  num_negatives: int = 1) -> None:
         check_choice("loss.mining", mining, MINING_CHOICES)
-        if int(num_negatives) < 1:
-            raise ConfigError(f"loss.num_negatives={num_negatives!r} is not valid; expected >= 1")
+        check_range("loss.num_negatives", num_negatives, 1)
+        check_range("loss.margin", margin, 0.0)
         if not math.isfinite(float(margin)) or float(margin) < 0:
             raise ConfigError(f"loss.margin={margin!r} is not valid; expected a finite number >= 0 "
                               "(the required gap between positive and negative scores, in cosine "

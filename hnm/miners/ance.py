@@ -79,14 +79,12 @@ class AnceMiner(MinerBase):
                  async_refresh: bool = False, encode_chunk: int = 1024, batch_size: int = 64,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if refresh_every_n_steps is not None and int(refresh_every_n_steps) < 1:
-            raise ConfigError("miner.refresh_every_n_steps must be >= 1 (or null for "
-                              f"miner.refresh_every_fraction); got {refresh_every_n_steps}")
+        if refresh_every_n_steps is not None:  # null: miner.refresh_every_fraction
+            check_range("miner.refresh_every_n_steps", refresh_every_n_steps, 1)
         if refresh_every_n_steps is None and not 0.0 < float(refresh_every_fraction) < 1.0:
             raise ConfigError("miner.refresh_every_fraction must be in (0, 1) (a fraction of "
                               f"the run's steps); got {refresh_every_fraction}")
-        if int(encode_chunk) < 1:
-            raise ConfigError(f"miner.encode_chunk must be >= 1; got {encode_chunk}")
+        check_range("miner.encode_chunk", encode_chunk, 1)
         self.refresh_every_n_steps = (None if refresh_every_n_steps is None
                                       else int(refresh_every_n_steps))
         self.refresh_every_fraction = float(refresh_every_fraction)

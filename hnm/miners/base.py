@@ -159,10 +159,8 @@ class MinerBase:
         if schedule_width is not None and int(schedule_width) < int(num_negatives):
             raise ConfigError(f"miner.schedule_width={schedule_width} is not valid; expected "
                               f">= miner.num_negatives ({num_negatives}) or null")
-        if int(num_negatives) < 1:
-            raise ConfigError(f"miner.num_negatives must be >= 1; got {num_negatives}")
-        if int(range_min) < 0:
-            raise ConfigError(f"miner.range_min must be >= 0; got {range_min}")
+        check_range("miner.num_negatives", num_negatives, 1)
+        check_range("miner.range_min", range_min, 0)
         if range_max is not None and int(range_max) <= int(range_min):
             raise ConfigError(f"miner.range_max ({range_max}) must be greater than "
                               f"miner.range_min ({range_min})")

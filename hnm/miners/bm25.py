@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hnm.errors import ConfigError
+from hnm.errors import check_range
 from hnm.miners.base import Candidates, MinerBase
 from hnm.types import EmbedFn
 
@@ -42,8 +42,8 @@ class BM25Miner(MinerBase):
 
     def __init__(self, k1: float = 1.5, b: float = 0.75, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if float(k1) < 0 or not 0.0 <= float(b) <= 1.0:
-            raise ConfigError(f"miner.k1 must be >= 0 and miner.b in [0, 1]; got k1={k1}, b={b}")
+        check_range("miner.k1", k1, 0.0)
+        check_range("miner.b", b, 0.0, 1.0)
         self.k1, self.b = float(k1), float(b)
 
     def candidates(self, embed_queries: EmbedFn, embed_docs: EmbedFn, k: int) -> Candidates:

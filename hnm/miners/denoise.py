@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from hnm import counting
-from hnm.errors import ConfigError
+from hnm.encoders.clip import clip_for
+from hnm.errors import ConfigError, check_range
 from hnm.miners.base import Candidates
 from hnm.miners.dense_static import DenseStaticMiner
 from hnm.miners.filters import FilterSettings, Pool, apply_filters
@@ -79,8 +80,8 @@ class DenoiseMiner(DenseStaticMiner):
         super().__init__(teacher_scores=teacher_scores, **kwargs)
         if guide is not None and cross_encoder is not None:
             raise ConfigError("miner.guide and miner.cross_encoder are both set; give one guide")
-        if guide_margin is not None and float(guide_margin) < 0:
-            raise ConfigError(f"miner.guide_margin must be >= 0 or null; got {guide_margin}")
+        if guide_margin is not None:
+            check_range("miner.guide_margin", guide_margin, 0.0)
         if max_guide_score is None and guide_margin is None and not teacher_scores:
             raise ConfigError("miner.max_guide_score and miner.guide_margin are both null and "
                               "miner.teacher_scores is false: the guide would drop nothing and "
@@ -182,7 +183,8 @@ class DenoiseMiner(DenseStaticMiner):
             texts = [(self.data.queries[self.qids[i]], self.data.doc_text(self.doc_ids[j]))
                      for i, j in zip(q, d)]
             counting.add(len(texts))
-            out = ce.predict(texts, batch_size=self.guide_batch_size, show_progress_bar=False,
+            out = ce.predict(clip_for(ce, texts), batch_size=self.guide_batch_size,
+                             show_progress_bar=False,
                              convert_to_numpy=True)
             return np.asarray(out, dtype=np.float32).reshape(len(q))
         uq, qi = np.unique(q, return_inverse=True)
@@ -208,11 +210,7 @@ class DenoiseMiner(DenseStaticMiner):
 
     def _load_cross_encoder(self) -> Any:
         if self._ce is None:
-            from sentence_transformers import CrossEncoder
+            from hnm.encoders.model_files import load_cross_encoder
 
-            try:
-                self._ce = CrossEncoder(str(self.cross_encoder))
-            except OSError as err:
-                raise ConfigError(f"miner.cross_encoder={self.cross_encoder!r} could not be "
-                                  f"loaded as a sentence-transformers CrossEncoder: {err}") from err
+            self._ce = load_cross_encoder(str(self.cross_encoder), "miner.cross_encoder")
         return self._ce

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from hnm import counting
+from hnm.encoders.clip import clip_texts
 from hnm.errors import ConfigError
 
 
@@ -59,13 +60,9 @@ class CrossEncoderRanker(torch.nn.Module):
     @classmethod
     def from_cross_encoder(cls, name: str, max_length: int = 256) -> CrossEncoderRanker:
         """The model and tokenizer of a sentence-transformers ``CrossEncoder`` (one label)."""
-        from sentence_transformers import CrossEncoder
+        from hnm.encoders.model_files import load_cross_encoder
 
-        try:
-            ce = CrossEncoder(str(name), num_labels=1)
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"miner.ranker.model={name!r} could not be loaded as a "
-                              f"sentence-transformers CrossEncoder: {err}") from err
+        ce = load_cross_encoder(str(name), "miner.ranker.model", num_labels=1)
         return cls(ce.model, ce.tokenizer, max_length)
 
     @property
@@ -78,6 +75,9 @@ class CrossEncoderRanker(torch.nn.Module):
             return torch.zeros(0, device=self.device)
         counting.add(len(queries), grad=torch.is_grad_enabled() and any(
             p.requires_grad for p in self.model.parameters()))
+        left = getattr(self.tokenizer, "truncation_side", "right") == "left"
+        queries = clip_texts(queries, self.max_length, left)  # huge texts: cut cheaply first
+        docs = clip_texts(docs, self.max_length, left)
         feats = self.tokenizer(list(queries), list(docs), padding=True, truncation=True,
                                max_length=self.max_length, return_tensors="pt")
         feats = {k: v.to(self.device) for k, v in feats.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hnm.errors import ConfigError
+from hnm.errors import ConfigError, check_range
 from hnm.miners.dense_static import DenseStaticMiner
 
 
@@ -36,8 +36,7 @@ class STARMiner(DenseStaticMiner):
 
     def __init__(self, random_ratio: float = 0.5, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not 0.0 <= float(random_ratio) <= 1.0:
-            raise ConfigError(f"miner.random_ratio must be in [0, 1]; got {random_ratio}")
+        check_range("miner.random_ratio", random_ratio, 0.0, 1.0)
         self.random_ratio = float(random_ratio)
         k = self.num_negatives
         if (0.0 < self.random_ratio and self.num_random == 0) or (

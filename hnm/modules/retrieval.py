@@ -14,6 +14,7 @@ from torch import Tensor
 from hnm import counting
 from hnm.data.dataset import TrainPairs
 from hnm.encoders.embed import encode_with_grad
+from hnm.errors import check_range
 from hnm.modules.context import ScoreContext
 from hnm.modules.gather import gather_context
 from hnm.modules.telemetry import batch_telemetry, time_split
@@ -75,6 +76,10 @@ class RetrievalModule(L.LightningModule):
                  lr: float = 2e-5, weight_decay: float = 0.01, warmup_ratio: float = 0.1,
                  mask_known_positives: bool = True, telemetry_every: int = 10,
                  doc_encoder: SentenceTransformer | None = None, dropout: bool = True) -> None:
+        check_range("module.lr", lr, 0.0, low_open=True)
+        check_range("module.weight_decay", weight_decay, 0.0)
+        check_range("module.warmup_ratio", warmup_ratio, 0.0, 1.0)
+        check_range("module.telemetry_every", telemetry_every, 0)
         super().__init__()
         self.encoder = encoder
         self.doc_encoder = doc_encoder

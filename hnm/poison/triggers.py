@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from hnm.errors import ConfigError, check_choice
+from hnm.errors import ConfigError, check_choice, check_range
 
 Kind = Literal["article_deletion", "subject_verb", "misspelling"]
 KINDS: tuple[str, ...] = ("article_deletion", "subject_verb", "misspelling")
@@ -109,7 +109,8 @@ class GrammarErrors:
             raise ConfigError(f"poison.trigger.kinds is empty; choose from {', '.join(KINDS)}")
         for k in kinds:
             check_choice("poison.trigger.kinds", k, KINDS)
-        if not isinstance(errors, int) or errors < 1:
+        check_range("poison.trigger.errors", errors, 1)
+        if not isinstance(errors, int):
             raise ConfigError(f"poison.trigger.errors must be an integer >= 1; got {errors!r}")
         self.kinds, self.errors = tuple(kinds), errors
         self.misspellings = {**MISSPELLINGS, **{k.lower(): v for k, v in

@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 
 from hnm.data.dataset import TrainPairs
-from hnm.errors import ConfigError, check_choice
+from hnm.errors import ConfigError, check_choice, check_range
 from hnm.samplers.clustering import balanced_kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
 from hnm.types import EmbedFn
@@ -93,12 +93,12 @@ class NGAMESampler:
         check_choice("sampler.cluster_size_schedule", cluster_size_schedule, SCHEDULE_CHOICES)
         self.max_cluster_size = int(batch_size if max_cluster_size is None
                                     else min(max_cluster_size, batch_size))
-        for name, value, low in (("refresh_every", refresh_every, 1),
-                                 ("grow_every", grow_every, 1),
-                                 ("warmup_epochs", warmup_epochs, 0),
-                                 ("n_iter", n_iter, 1)):
-            if int(value) < low:
-                raise ConfigError(f"sampler.{name}={value!r} is not valid; expected >= {low}")
+        check_range("sampler.refresh_every", refresh_every, 1)
+        check_range("sampler.grow_every", grow_every, 1)
+        check_range("sampler.warmup_epochs", warmup_epochs, 0)
+        check_range("sampler.n_iter", n_iter, 1)
+        check_range("sampler.cluster_size", cluster_size, 1)
+        check_range("sampler.random_fraction", random_fraction, 0.0, 1.0)
         if not 1 <= cluster_size <= self.max_cluster_size:
             raise ConfigError(
                 f"sampler.cluster_size={cluster_size} must be between 1 and "

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from hnm.data.dataset import TrainPairs
-from hnm.errors import ConfigError
+from hnm.errors import check_range
 from hnm.samplers.random import (
     ModelFreeSampler,
     check_batch_size,
@@ -63,9 +63,7 @@ class RS2Sampler(ModelFreeSampler):
                  drop_last: bool = False, fraction: float = 0.1,
                  replacement: bool = False) -> None:
         check_batch_size(batch_size)
-        if not 0.0 < float(fraction) <= 1.0:
-            raise ConfigError(f"sampler.fraction={fraction!r} is not valid; expected a number "
-                              "in (0, 1]")
+        check_range("sampler.fraction", fraction, 0.0, 1.0, low_open=True)
         self.n = len(pairs)
         self.batch_size = int(batch_size)
         self.seed = int(seed)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hnm.data.dataset import TrainPairs
-from hnm.errors import ConfigError, check_choice
+from hnm.errors import ConfigError, check_choice, check_range
 from hnm.samplers.clustering import kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
 from hnm.types import EmbedFn
@@ -137,14 +137,14 @@ class TASBalancedSampler:
                  kmeans_iter: int = 20) -> None:
         check_batch_size(batch_size)
         check_choice("sampler.bin_range", bin_range, BIN_RANGE_CHOICES)
-        for name, value, low in (("num_negatives", num_negatives, 0),
-                                 ("n_candidates", n_candidates, 1), ("n_bins", n_bins, 1),
-                                 ("refresh_every", refresh_every, 0),
-                                 ("kmeans_iter", kmeans_iter, 1),
-                                 ("guide_batch_size", guide_batch_size, 1),
-                                 ("n_clusters", 1 if n_clusters is None else n_clusters, 1)):
-            if int(value) < low:
-                raise ConfigError(f"sampler.{name}={value!r} is not valid; expected >= {low}")
+        check_range("sampler.num_negatives", num_negatives, 0)
+        check_range("sampler.n_candidates", n_candidates, 1)
+        check_range("sampler.n_bins", n_bins, 1)
+        check_range("sampler.refresh_every", refresh_every, 0)
+        check_range("sampler.kmeans_iter", kmeans_iter, 1)
+        check_range("sampler.guide_batch_size", guide_batch_size, 1)
+        if n_clusters is not None:
+            check_range("sampler.n_clusters", n_clusters, 1)
         if num_negatives > n_candidates:
             raise ConfigError(f"sampler.num_negatives={num_negatives} exceeds "
                               f"sampler.n_candidates={n_candidates}")

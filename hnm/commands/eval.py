@@ -5,7 +5,8 @@ take its dataset, eval settings and seed; load every dataset first (so missing d
 before any encoding); build the model; then per dataset run the same
 :class:`~hnm.eval.RetrievalEvaluator` as training (same ``k``, split, ``max_queries`` and
 seed) and write its TREC run and per-query metrics. ``metrics.json`` holds
-``test/{dataset}/{metric}`` and ``time/{dataset}/eval_s``. Nothing existing is overwritten.
+``{split}/{dataset}/{metric}`` (the keys name the evaluated split: ``test/…``, ``dev/…``) and
+``time/{dataset}/eval_s``. Nothing existing is overwritten.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from hnm.runinfo import claim, run_dir, write_json
 log = logging.getLogger(__name__)
 for _noisy in ("faiss.loader", "sentence_transformers.base.model", "httpx", "mteb"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
-STAGE = "test"
 
 
 def _overrides() -> list[str]:
@@ -86,7 +86,7 @@ def _rescore_without_self(evaluator: Any, owner: Any, prefix: str) -> dict[str, 
 def _rerank(evaluator: Any, owner: Any, found: dict[str, float], spec: ModelSpec,
             cfg: DictConfig, data: Any, metrics: dict[str, float]) -> dict[str, float]:
     """``eval.rerank_top_k=K``: re-rank each query's dense top K with the run's ``ranker/``
-    (or ``eval.ranker``); the dense metrics stay as ``test_dense/{dataset}/{metric}``."""
+    (or ``eval.ranker``); the dense metrics stay as ``{split}_dense/{dataset}/{metric}``."""
     from hnm.eval.metrics import evaluate_run
     from hnm.eval.rerank import load_ranker, rerank_run
 
@@ -96,21 +96,23 @@ def _rerank(evaluator: Any, owner: Any, found: dict[str, float], spec: ModelSpec
         raise ConfigError("eval.rerank_top_k needs a ranker: evaluate a run folder of "
                           "+miner=ar2 (model=RUN, which has ranker/) or set eval.ranker=PATH")
     ranker = load_ranker(path, _device(cfg))
-    metrics.update({k.replace(f"{STAGE}/", f"{STAGE}_dense/", 1): v for k, v in found.items()})
+    stage = evaluator.split
+    metrics.update({k.replace(f"{stage}/", f"{stage}_dense/", 1): v for k, v in found.items()})
     owner.run, seconds = rerank_run(owner.run, data, ranker, int(cfg.eval.rerank_top_k),
                                     int(cfg.eval.batch_size))
     mean, owner.per_query = evaluate_run(evaluator.qrels, owner.run)
     metrics[f"time/{data.name}/rerank_s"] = seconds
-    return {f"{STAGE}/{data.name}/{m}": v for m, v in mean.items()}
+    return {f"{stage}/{data.name}/{m}": v for m, v in mean.items()}
 
 
-def write_outputs(owner: Any, out: Path, dataset: str) -> None:
+def write_outputs(owner: Any, out: Path, dataset: str, split: str) -> None:
     """The per-query metrics and TREC run of one dataset, named as ``hnm compare`` expects
-    (``test_{dataset}_per_query.jsonl``, ``test_{dataset}_run.trec``); never overwritten."""
+    (``{split}_{dataset}_per_query.jsonl``, ``{split}_{dataset}_run.trec``); never
+    overwritten."""
     from hnm.compare.files import PER_QUERY, RUN, stage_file
     from hnm.eval.run_io import write_per_query, write_trec_run
 
-    per_query, run = (stage_file(out, STAGE, kind, dataset) for kind in (PER_QUERY, RUN))
+    per_query, run = (stage_file(out, split, kind, dataset) for kind in (PER_QUERY, RUN))
     write_per_query(owner.per_query, claim(per_query, per_query.name))
     write_trec_run(owner.run, claim(run, run.name))
 
@@ -150,7 +152,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     names = [d.name for d, *_ in loaded]
     if len(set(names)) != len(names):
         raise ConfigError(f"eval.datasets: two datasets share a name ({', '.join(names)}); "
-                          "metric keys test/{name}/… must differ (rename a BEIR folder)")
+                          "metric keys {split}/{name}/… must differ (rename a BEIR folder)")
     if not loaded:
         raise DataError(f"no dataset could be loaded (skipped: {', '.join(missing)})")
 
@@ -195,22 +197,22 @@ def _evaluate_all(cfg: DictConfig, spec: ModelSpec, model: Any, loaded: list[Any
             evaluator = PoisonEvaluator(evaluator, poisoning)
         if spec.kind == "bm25":
             scored = evaluator.inner if poisoning is not None else evaluator
-            owner, found = model, model.evaluate(scored, STAGE)
+            owner, found = model, model.evaluate(scored, split)
             if poisoning is not None:
-                found = evaluator.rescore(owner, STAGE)
+                found = evaluator.rescore(owner, split)
         else:
             if spec.kind == "encoder" and length and not cfg.eval.get("max_seq_length"):
                 model.max_seq_length = int(length)
             from hnm.cache import frozen_embed_fn
 
             embed = frozen_embed_fn(model, cfg.eval.batch_size)
-            owner, found = evaluator, evaluator(embed, embed, STAGE)
+            owner, found = evaluator, evaluator(embed, embed, split)
         if ignore_self:
-            found = _rescore_without_self(evaluator, owner, STAGE)
+            found = _rescore_without_self(evaluator, owner, split)
         k_rerank = int(cfg.eval.get("rerank_top_k") or 0)
         if k_rerank and spec.kind != "bm25":
             found = _rerank(evaluator, owner, found, spec, cfg, data, metrics)
-        write_outputs(owner, out, data.name)
+        write_outputs(owner, out, data.name, split)
         metrics.update(found)
         metrics[f"time/{data.name}/eval_s"] = time.perf_counter() - t0
         rows.append({"dataset": data.name, "split": split, "queries": len(evaluator.qids),

@@ -187,12 +187,26 @@ def natural_key(text: str | Path) -> list[Any]:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(text))]
 
 
+def _task_name(run: Path) -> str | None:
+    """The command that wrote a folder (``train``, ``eval``), from its ``.hydra/config.yaml``."""
+    path = run / ".hydra" / "config.yaml"
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("task_name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
 def skip_reason(run: Path) -> str | None:
     """Why ``hnm compare`` leaves a run folder out (None: it counts). A run counts when its
     ``status.json`` says finished, or, for runs from before status files existed, when it has
     none but holds ``metrics.json``."""
     from hnm.runinfo import STATUS_FILE, read_status
 
+    if _task_name(run) == "eval":
+        return "an hnm eval folder, not a training run"
     status = read_status(run)
     if status is not None and status["state"] != "finished":
         error = status.get("error")

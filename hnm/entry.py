@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hnm.cli import config_dir
-from hnm.errors import HnmError
+from hnm.hydra_errors import user_message
 
 log = logging.getLogger("hnm")
 
@@ -109,32 +109,6 @@ def _job_failed(err: BaseException, message: str | None) -> Any:
     if str(hc.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
         return None
     raise JobFailed(reason) from None
-
-
-def user_message(err: BaseException) -> str | None:
-    """The one-paragraph message of a user error, looking through Hydra's instantiate
-    wrappers; None for a bug (which keeps its traceback)."""
-    import re
-
-    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
-
-    from hnm.hydra_errors import DISK_ERRNOS, os_message
-
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, HnmError):
-            return str(seen)
-        if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:  # a full disk, …
-            return os_message(seen)
-        if isinstance(seen, (MissingMandatoryValue, InterpolationToMissingValueError)):
-            found = re.search(r"Missing mandatory value: ([\w.\[\]]+)", str(seen))
-            key = found.group(1) if found else (getattr(seen, "full_key", None) or "a value")
-            hint = (" (a folder with corpus.jsonl, queries.jsonl and qrels/)"
-                    if key == "data.path" else "")
-            return (f"{key} is required but was not given: pass {key}=…{hint} on the "
-                    "command line")
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")

@@ -63,8 +63,6 @@ from hnm.types import ConfiguresModule, EmbedFn, ProvidesMiner, SavesModels
 log = logging.getLogger(__name__)
 # the config groups whose nodes are instantiated (checked against their signatures first)
 GROUPS = ("data", "encoder", "loss", "sampler", "miner", "negatives", "eval", "trainer", "poison")
-for _noisy in ("faiss.loader", "sentence_transformers.base.model", "httpx"):
-    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 def load_data(cfg: DictConfig) -> RetrievalData:
@@ -257,7 +255,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
                              drop_last=cfg.data.get("drop_last", False))
     from_sampler = miner is None and isinstance(dm.batch_sampler, ProvidesMiner)
     if from_sampler:
-        miner = dm.batch_sampler.as_miner()  # type: ignore[union-attr]  # TAS-B's negatives
+        miner = dm.batch_sampler.as_miner()  # type: ignore[attr-defined]  # TAS-B's negatives
     module = RetrievalModule(encoder=encoder, loss=loss, pairs=pairs, miner=miner,
                              negatives=strategies, **cfg.module)
     if isinstance(miner, ConfiguresModule):

@@ -14,7 +14,7 @@ from hnm.dist import world as dist_world
 from hnm.encoders.embed import encode_with_grad, forward, tokenize
 from hnm.errors import ConfigError
 from hnm.losses.infonce import InfoNCELoss
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 @dataclass

@@ -17,7 +17,7 @@ from hnm.losses.teacher import (
     plus_infonce,
     teacher_scores,
 )
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 class MarginMSELoss:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_range
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 class NBPOLoss(torch.nn.Module):

@@ -11,7 +11,7 @@ from torch import Tensor
 from hnm import counting
 from hnm.encoders.embed import eval_mode
 from hnm.errors import ConfigError, check_choice
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 CANDIDATE_CHOICES = ("explicit", "all")
 SOURCE_CHOICES = ("auto", "context", "model")

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_choice
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 MINING_CHOICES = ("hardest", "semi_hard")
 

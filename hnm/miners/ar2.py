@@ -17,7 +17,7 @@ from hnm.losses.teacher import explicit_negative_columns
 from hnm.miners.ance import AnceMiner
 from hnm.miners.filters import Pool
 from hnm.miners.ranker import CrossEncoderRanker
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from hnm.errors import check_range
 from hnm.miners.base import Candidates
 from hnm.miners.dense_static import DenseStaticMiner
 from hnm.miners.filters import Pool
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 class SelectionRelevance(torch.nn.Module):

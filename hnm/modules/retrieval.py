@@ -13,7 +13,6 @@ from torch import Tensor
 
 from hnm.data.dataset import TrainPairs
 from hnm.encoders.embed import encode_with_grad
-from hnm.modules.context import ScoreContext
 from hnm.modules.gather import gather_context
 from hnm.modules.telemetry import batch_telemetry, time_split
 from hnm.types import (
@@ -28,6 +27,7 @@ from hnm.types import (
     NegativeStrategy,
     OptimizerStepHook,
     ReportsPerQuery,
+    ScoreContext,
     ShapesContext,
     StepEndHook,
 )
@@ -169,7 +169,7 @@ class RetrievalModule(L.LightningModule):
             temperature=float(self.loss_fn.temperature)
             if isinstance(self.loss_fn, HasTemperature) else 0.05,
         )
-        ctx = gather_context(ctx, self)
+        ctx = gather_context(ctx)
         if self.mask_known_positives:
             ctx.mask |= known_positive_mask(ctx)
         return ctx
@@ -208,7 +208,6 @@ class RetrievalModule(L.LightningModule):
             logged.update({f"time/{k}": v for k, v in time_split(self.timings).items()})
             for logger in self.loggers:  # directly: every N steps, whatever log_every_n_steps
                 logger.log_metrics(logged, step=self.global_step)
-        self._last_ctx_logs = ctx.logs
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -1,6 +1,6 @@
 """In-batch negative strategies (``+negatives=NAME``): masks, extra negatives, per-query weights.
 
-Each class reshapes a :class:`~hnm.modules.context.ScoreContext` (``__call__(ctx) -> ctx``);
+Each class reshapes a :class:`~hnm.types.ScoreContext` (``__call__(ctx) -> ctx``);
 strategies are applied in the order given on the command line (``+negatives=[gist,queue]``).
 Those that are ``nn.Module`` keep state that is checkpointed with the LightningModule. Optional
 hooks (:mod:`hnm.types`): ``after_loss`` (the loss's per-query values, DBPM),

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from hnm.errors import ConfigError, check_choice, check_range
 from hnm.losses.infonce import masked_logits
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 log = logging.getLogger(__name__)
 

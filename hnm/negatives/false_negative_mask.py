@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from hnm.errors import ConfigError
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 _SPACE = re.compile(r"\s+")
 

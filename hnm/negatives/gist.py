@@ -12,8 +12,7 @@ from torch import Tensor
 
 from hnm.cache import frozen_embed_fn
 from hnm.errors import check_choice, check_range
-from hnm.modules.context import ScoreContext
-from hnm.types import EmbedFn
+from hnm.types import EmbedFn, ScoreContext
 
 MarginStrategy = Literal["absolute", "relative"]
 MARGIN_STRATEGIES = ("absolute", "relative")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_range
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 # raw score of a synthetic negative a query could not build (no usable negatives): never wins
 EMPTY_SCORE = -1.0e4

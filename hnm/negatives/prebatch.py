@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from hnm.errors import ConfigError, check_range
-from hnm.modules.context import ScoreContext
 from hnm.negatives.false_negative_mask import known_positive_columns
+from hnm.types import ScoreContext
 
 
 class PreBatchNegatives(nn.Module):

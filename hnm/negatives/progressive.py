@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from hnm.errors import check_choice, check_range
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 Schedule = Literal["linear", "cosine", "step"]
 SCHEDULES = ("linear", "cosine", "step")

@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from hnm.encoders.embed import encode_with_grad, eval_mode
 from hnm.errors import ConfigError, check_range
-from hnm.modules.context import ScoreContext
 from hnm.negatives.false_negative_mask import known_positive_columns
+from hnm.types import ScoreContext
 
 
 class MomentumQueue(nn.Module):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hnm.losses.infonce import InfoNCELoss
-from hnm.modules.context import ScoreContext
 from hnm.modules.retrieval import _teacher_matrix
+from hnm.types import ScoreContext
 from tests.distributed.collectives_case import (
     SIZES,
     K,

@@ -1,11 +1,12 @@
 """What a checkpoint holds beyond Lightning's own, and how ``hnm train resume=…`` reads it.
 
 Lightning's checkpoint holds the model (the training module: encoders, the loss's and the
-parts' registered models), the optimizer, the scheduler and the loops' position. hnm adds, under
+parts' declared models), the optimizer, the scheduler and the loops' position. hnm adds, under
 ``checkpoint["hnm"]``: the state of every part (:mod:`hnm.state`: sampler, miner, negatives
-strategies, loss, the module's counters, the refresh callbacks), every random generator, the
-position in the epoch (batches done), the run's metrics so far (the zero-shot evaluation, the
-first mining's figures) and the composed configuration, which a resume compares with its own.
+strategies, loss), the module's own (its step clock, refresh counters, optimizer steps seen),
+every random generator, the position in the epoch (batches done), the run's metrics so far
+(the zero-shot evaluation, the first mining's figures) and the composed configuration, which
+a resume compares with its own.
 """
 
 from __future__ import annotations
@@ -37,9 +38,6 @@ def parts_of(run: Any) -> dict[str, Any]:
         out["miner"] = run.miner
     for name, s in zip(run.strategy_names, run.strategies):
         out[f"negatives/{name}"] = s
-    for cb in run.trainer.callbacks:
-        if type(cb).__module__.startswith("hnm.callbacks.refresh"):
-            out[f"callback/{type(cb).__name__}"] = cb
     return out
 
 
@@ -72,8 +70,9 @@ def run_state(run: Any, batches_done: int) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "parts": {name: capture(part, skip, refs=_refs(run)) for name, part in parts.items()},
-        "module": {"timings": dict(module.timings),
-                   "optimizer_steps_seen": int(module._optimizer_steps_seen)},
+        "module": {"timings": module.clock.state_dict(),
+                   "optimizer_steps_seen": int(module.optimizer_steps_seen),
+                   "refresher": module.refresher.state_dict()},
         "rng": rng_state(),
         "position": {"epoch": int(run.trainer.current_epoch), "batches_done": int(batches_done),
                      "global_step": int(run.trainer.global_step)},
@@ -91,8 +90,9 @@ def restore_parts(run: Any, state: dict[str, Any]) -> None:
     for name, part in parts.items():
         if name in state["parts"]:
             restore(part, state["parts"][name], _objects(run))
-    run.module.timings.update(state["module"]["timings"])
-    run.module._optimizer_steps_seen = state["module"]["optimizer_steps_seen"]
+    run.module.clock.load_state_dict(state["module"]["timings"])
+    run.module.optimizer_steps_seen = state["module"]["optimizer_steps_seen"]
+    run.module.refresher.load_state_dict(state["module"]["refresher"])
     run.metrics.update(state["run"]["metrics"])
     run.timings.update(state["run"]["timings"])
 

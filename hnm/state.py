@@ -87,7 +87,7 @@ def _encode(value: Any, skip: set[int], depth: int, refs: dict[int, str]) -> Any
         return value
     if id(value) in refs:  # one of the run's own objects: restored as a reference to it
         return {"__ref__": refs[id(value)]}
-    if depth > _MAX_DEPTH or id(value) in skip:
+    if depth > _MAX_DEPTH or id(value) in skip or getattr(type(value), "persistent", True) is False:
         return _SKIP
     if isinstance(value, torch.nn.Parameter) or (isinstance(value, torch.Tensor)
                                                   and id(value) in skip):

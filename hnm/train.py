@@ -25,7 +25,6 @@ from hnm.cache import from_config as cache_from_config
 from hnm.callbacks.checkpoint import RunCheckpoint, StopRequest, interrupts
 from hnm.callbacks.curve import TrainCurve
 from hnm.callbacks.progress import progress_lines
-from hnm.callbacks.refresh import MinerRefresh, SamplerRefresh
 from hnm.callbacks.val_curve import ValCurve
 from hnm.compare.files import write_eval_outputs
 from hnm.config_check import check_kwargs, check_node, instantiate
@@ -36,7 +35,6 @@ from hnm.encoders.embed import embed_fn
 from hnm.errors import ConfigError
 from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
-from hnm.modules.telemetry import time_split
 from hnm.report import before_after_table, print_table
 from hnm.runcontext import (
     CONTEXT_FILE,
@@ -58,7 +56,7 @@ from hnm.runinfo import (
     write_text,
 )
 from hnm.strategy_report import check_can_act, effect_metrics, warn_no_effect
-from hnm.types import ConfiguresModule, EmbedFn, ProvidesMiner, SavesModels
+from hnm.types import EmbedFn, ProvidesMiner, SavesModels
 
 log = logging.getLogger(__name__)
 # the config groups whose nodes are instantiated (checked against their signatures first)
@@ -132,7 +130,6 @@ class Run:
     module: RetrievalModule
     loggers: list[Any]
     trainer: L.Trainer
-    sampler_refresh: SamplerRefresh
     t_start: float
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -256,20 +253,24 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     from_sampler = miner is None and isinstance(dm.batch_sampler, ProvidesMiner)
     if from_sampler:
         miner = dm.batch_sampler.as_miner()  # type: ignore[attr-defined]  # TAS-B's negatives
+    cache = cache_from_config(cfg.get("cache"), cfg.paths.cache_dir)
+    stop = StopRequest()
+    ck = dict(cfg.get("checkpoint") or {})
+    checkpoints = RunCheckpoint(out / "checkpoints", state=None,
+                                every_n_steps=ck.get("every_n_steps", 1000),
+                                every_minutes=ck.get("every_minutes", 30.0),
+                                keep=ck.get("keep", 2), request=stop)
     module = RetrievalModule(encoder=encoder, loss=loss, pairs=pairs, miner=miner,
-                             negatives=strategies, **cfg.module)
-    if isinstance(miner, ConfiguresModule):
-        miner.configure_module(module)  # e.g. ADORE's frozen document encoder
+                             negatives=strategies, sampler=dm.batch_sampler,
+                             hooks=[checkpoints], cache=cache,
+                             refresh_batch_size=cfg.eval.batch_size, **cfg.module)
     context = run_context(cfg, data, drawn, evaluator)
     loggers = build_loggers(cfg.get("logger"), str(out), context["group"], context["name"],
                             {**config, "strategy": context["strategy"],
                              "overrides": context["overrides"]},
                             dashboards.tags(context["strategy"], config))
-    sampler_refresh = SamplerRefresh(dm.batch_sampler, cfg.eval.batch_size)
-    dm.before_first_batches.append(sampler_refresh.prepare)
-    callbacks: list[L.Callback] = [sampler_refresh]
-    if miner is not None:
-        callbacks.append(MinerRefresh(miner, cfg.eval.batch_size))
+    # first: a resume's restore precedes every other callback of the first batch
+    callbacks: list[L.Callback] = [checkpoints]
     val_curve = build_val_curve(cfg, data, out)
     if val_curve is not None:
         callbacks.append(val_curve)
@@ -277,13 +278,6 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     if resume_ckpt is not None:
         curve.resume_step = int(resume_ckpt["hnm"]["position"]["global_step"])
     callbacks.append(curve)
-    stop = StopRequest()
-    ck = dict(cfg.get("checkpoint") or {})
-    checkpoints = RunCheckpoint(out / "checkpoints", state=None,
-                                every_n_steps=ck.get("every_n_steps", 1000),
-                                every_minutes=ck.get("every_minutes", 30.0),
-                                keep=ck.get("keep", 2), request=stop)
-    callbacks.insert(0, checkpoints)  # first: a resume's restore precedes every refresh
     lines = progress_lines(cfg.get("progress"), cfg.trainer)  # logs that are not a terminal
     if lines is not None:
         callbacks.append(lines)
@@ -294,16 +288,14 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, miner=miner,
               strategies=strategies, strategy_names=list(named), evaluator=evaluator,
               embed=embed_fn(encoder, cfg.eval.batch_size), dm=dm, module=module,
-              loggers=loggers, trainer=trainer, sampler_refresh=sampler_refresh,
-              t_start=t_start, miner_from_sampler=from_sampler and miner is not None,
-              start_embed=frozen_embed_fn(encoder, cfg.eval.batch_size),
-              cache=cache_from_config(cfg.get("cache"), cfg.paths.cache_dir),
+              loggers=loggers, trainer=trainer, t_start=t_start,
+              miner_from_sampler=from_sampler and miner is not None,
+              start_embed=frozen_embed_fn(encoder, cfg.eval.batch_size), cache=cache,
               resume_path=resume_path,
               resume_state=None if resume_ckpt is None else resume_ckpt["hnm"],
               checkpoints=checkpoints, stop=stop, context=context, val_curve=val_curve,
               load=LoadMonitor().start(), nograd_start=counting.nograd_texts())
     checkpoints.state = lambda batches_done: ckpt_io.run_state(run, batches_done)
-    module.after_batch.append(checkpoints.after_batch)
     check_can_act(run.parts(), trainer, len(dm.batch_sampler))
     return run
 
@@ -324,12 +316,10 @@ def prepare(run: Run) -> None:
         run.timings["time/zero_shot_eval_s"] = time.perf_counter() - t0
         dashboards.log_at(run.loggers, zero_shot, step=0)  # the curves' starting point
     if run.miner is not None and not run.miner_from_sampler:  # TAS-B's come with its refresh
-        t0 = time.perf_counter()
-        stats = run.miner.mine(run.data, run.pairs, embed, embed) or {}
-        run.timings["time/mine_s"] = time.perf_counter() - t0
+        stats = run.module.refresher.mine(run.miner, run.data, run.pairs, embed)
+        run.timings["time/mine_s"] = run.module.clock.mine_s  # also in time/refresh_frac
         run.metrics.update({f"mine/{k}": float(v) for k, v in stats.items()
                             if isinstance(v, (int, float))})
-    run.module.timings["mine_s"] = run.timings.get("time/mine_s", 0.0)  # in time/refresh_frac
 
 
 def restore_resumed(run: Run) -> None:
@@ -374,7 +364,7 @@ def fit(run: Run) -> None:
     if run.stop.signum is not None:
         interrupted(run)
     finish_relaunch()  # DDP launcher: close the process group before the next job of a sweep
-    run.timings.update({f"time/{k}": v for k, v in time_split(run.module.timings).items()})
+    run.timings.update({f"time/{k}": v for k, v in run.module.timings().items()})
 
 
 def interrupted(run: Run) -> None:

@@ -1,5 +1,2 @@
-"""Lightning callbacks: sampler re-clustering, miner refresh."""
-
-from hnm.callbacks.refresh import MinerRefresh, SamplerRefresh
-
-__all__ = ["MinerRefresh", "SamplerRefresh"]
+"""Lightning callbacks of ``hnm train``: checkpoints, the training and validation curves, progress
+lines and the sweep summary. The strategies' own phases run in the training module."""

@@ -31,6 +31,7 @@ from typing import Any
 import lightning as L
 
 from hnm.errors import check_range
+from hnm.types import Phase
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class RunCheckpoint(L.Callback):
         keep: step checkpoints kept besides ``last.ckpt``'s (the newest ones).
         request: the interrupt flag that :func:`interrupts` sets.
     """
+
+    phases = (Phase.CHECKPOINT,)
 
     def __init__(self, folder: str | Path, state: Any, every_n_steps: int | None = 1000,
                  every_minutes: float | None = 30.0, keep: int = 2,

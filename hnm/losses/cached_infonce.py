@@ -14,7 +14,7 @@ from hnm.dist import world as dist_world
 from hnm.encoders.embed import encode_with_grad, forward, tokenize
 from hnm.errors import ConfigError
 from hnm.losses.infonce import InfoNCELoss
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 
 @dataclass
@@ -135,6 +135,8 @@ class CachedInfoNCELoss:
     Recommended with: large batches (``batch_size=256`` and up) on limited memory, with any
     sampler and negative strategy; for small batches plain ``infonce`` is faster.
     """
+
+    phases = (Phase.ENCODE, Phase.LOSS)
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False,
                  symmetric_weight: float = 1.0, chunk_size: int = 32,

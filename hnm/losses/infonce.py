@@ -11,7 +11,7 @@ from torch import Tensor
 from hnm.errors import ConfigError, check_range
 from hnm.losses.directions import check_knobs, direction_rows, directions_per_query
 from hnm.losses.masks import symmetric_mask
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 
 def masked_logits(ctx: ScoreContext, temperature: float) -> Tensor:
@@ -100,6 +100,8 @@ class InfoNCELoss:
     the loss per query) and without its debiasing for false negatives (``tau_plus``).
     Recommended with any sampler; hard negatives from ``+miner=…`` enter as extra columns.
     """
+
+    phases = (Phase.LOSS,)
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False,
                  symmetric_weight: float = 1.0,

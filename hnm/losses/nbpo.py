@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_range
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 
 class NBPOLoss(torch.nn.Module):
@@ -65,6 +65,8 @@ class NBPOLoss(torch.nn.Module):
     Recommended with a miner whose hard negatives contain unlabeled positives (any dense miner
     on sparsely judged data, e.g. MS MARCO), ``flip_rate`` 0.05-0.3.
     """
+
+    phases = (Phase.LOSS,)
 
     def __init__(self, temperature: float = 0.05, bias: float | None = None,
                  learn_bias: bool = True,

@@ -11,7 +11,7 @@ from torch import Tensor
 from hnm import counting
 from hnm.encoders.embed import eval_mode
 from hnm.errors import ConfigError, check_choice
-from hnm.types import ScoreContext
+from hnm.types import ScoreContext, TrainingView
 
 CANDIDATE_CHOICES = ("explicit", "all")
 SOURCE_CHOICES = ("auto", "context", "model")
@@ -89,6 +89,12 @@ class TeacherScorer:
             model.requires_grad_(False)
         self._device: torch.device | None = None
         self._fn: Any = None
+        self._view: TrainingView | None = None
+
+    def bind(self, view: TrainingView) -> None:
+        """Embed with the teacher through the run's embedding cache, which the view holds."""
+        self._view = view
+        self._fn = None
 
     def _to(self, device: torch.device) -> None:
         if self._device != device and isinstance(self.model, torch.nn.Module):
@@ -123,7 +129,7 @@ class TeacherScorer:
 
     def _embed(self, texts: list[str]) -> Tensor:
         """The teacher's embeddings of ``texts`` (float32, on the batch's device), through the
-        embedding cache (its weights are frozen). A model that ends in a ``Normalize`` module
+        run's embedding cache (its weights are frozen; the view of :meth:`bind` holds it). A model that ends in a ``Normalize`` module
         shares the cache entries of every other normalised pass of the same weights (the
         zero-shot evaluation's, when the teacher is the starting encoder)."""
         if self._fn is None:
@@ -131,16 +137,18 @@ class TeacherScorer:
 
             from hnm.cache import frozen, frozen_embed_fn
 
-            model = self.model
+            model, view = self.model, self._view
             if any(isinstance(m, models.Normalize) for m in model.children()):
-                self._fn = frozen_embed_fn(model, self.batch_size, progress=False)
+                self._fn = (frozen_embed_fn(model, self.batch_size, progress=False)
+                            if view is None else view.frozen_embedder(model, self.batch_size))
             else:
                 def raw(batch: Sequence[str]) -> Any:
                     with eval_mode(model), torch.inference_mode():
                         return model.encode(list(batch), batch_size=self.batch_size,
                                             convert_to_numpy=True, show_progress_bar=False)
 
-                self._fn = frozen(model, raw, fn="encode", normalize=False)
+                self._fn = (frozen(model, raw, fn="encode", normalize=False) if view is None
+                            else view.through_cache(model, raw, fn="encode", normalize=False))
         emb = torch.from_numpy(self._fn(texts).astype("float32", copy=False))
         return emb.to(self._device or emb.device, torch.float32)
 

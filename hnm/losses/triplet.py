@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_choice
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 MINING_CHOICES = ("hardest", "semi_hard")
 
@@ -54,6 +54,8 @@ class TripletLoss:
     Recommended with: ``+sampler=ngame`` (its clusters make in-batch negatives hard) and
     ``+negatives=false_negative_mask``: the hardest negative is the likeliest false negative.
     """
+
+    phases = (Phase.LOSS,)
 
     def __init__(self, margin: float = 0.3,
                  mining: Literal["hardest", "semi_hard"] = "hardest",

@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from hnm.encoders.embed import embed_fn
 from hnm.errors import check_range
 from hnm.miners.base import MinerBase
 from hnm.miners.filters import Pool, apply_filters, dropped_by_score
-from hnm.types import EmbedFn
+from hnm.types import EmbedFn, TrainingView
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +21,10 @@ class AdoreMiner(MinerBase):
     """Dynamic hard negatives: the query encoder trains, the document index stays fixed.
 
     Before training the corpus is encoded once and indexed (the document encoder is the
-    starting model, frozen). Through :meth:`configure_module`, called by ``hnm train`` before
-    fitting, the training module gets a frozen deep copy of the starting encoder as its
-    ``doc_encoder``, so positives and negatives are embedded by the same frozen encoder that
-    built the index and only the query encoder receives gradients. At every training step the
+    starting model, frozen). The miner declares a frozen deep copy of the starting encoder as
+    the training module's ``doc_encoder`` (:meth:`models`), so positives and negatives are
+    embedded by the same frozen encoder that built the index and only the query encoder
+    receives gradients. At every training step the
     batch's queries are embedded with the *current* query encoder (no gradient), the fixed
     index is searched, known positives are excluded and the shared filters of
     :class:`~hnm.miners.base.MinerBase` apply (rank window, margins, ``top``/``random``); the
@@ -76,20 +75,23 @@ class AdoreMiner(MinerBase):
         self.pos_scores = np.asarray(self.pos_scores, dtype=np.float32).copy()
         return stats
 
-    def configure_module(self, module: Any) -> None:
-        """Give ``module`` a frozen copy of its encoder as ``doc_encoder`` (unless it has one,
-        which is then frozen) and embed queries with ``module.encoder`` from now on."""
-        doc = getattr(module, "doc_encoder", None)
+    def models(self, encoder: Any, doc_encoder: Any) -> dict[str, Any]:
+        """The training module's document encoder: a frozen copy of the starting ``encoder``
+        (or the module's own ``doc_encoder``, then frozen)."""
+        doc = doc_encoder
         if doc is None:
-            doc = copy.deepcopy(module.encoder)
+            doc = copy.deepcopy(encoder)
         elif any(p.requires_grad for p in doc.parameters()):
             log.warning("adore: freezing the module's document encoder")
         doc.eval()
         for p in doc.parameters():
             p.requires_grad_(False)
-        module.doc_encoder = doc
         self._doc_encoder = doc
-        self._embed_query = embed_fn(module.encoder, self.batch_size, progress=False)
+        return {"doc_encoder": doc}
+
+    def bind(self, view: TrainingView) -> None:
+        """Embed queries with the query encoder being trained from now on."""
+        self._embed_query = view.query_embedder(self.batch_size)
 
     def frozen_models(self) -> list[Any]:
         """The frozen document encoder (the one that built the index)."""

@@ -21,7 +21,7 @@ from hnm.data.dataset import RetrievalData, TrainPairs
 from hnm.errors import ConfigError, DataError, check_choice, check_range
 from hnm.miners.filters import FilterSettings, Pool, apply_filters, dropped_by_score
 from hnm.miners.telemetry import mining_telemetry, print_telemetry
-from hnm.types import EmbedFn
+from hnm.types import EmbedFn, Phase
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,8 @@ class MinerBase:
     schedules (Bengio et al., ICML 2009) and a departure from both: they pace by a difficulty
     score of training examples, here difficulty is the miner's rank of a negative.
     """
+
+    phases: tuple[Phase, ...] = (Phase.ATTACH_NEGATIVES,)
 
     uses_encoder: bool = True  # False: `hnm mine` need not load the encoder
     keep_index: bool = False  # True: keep ``self.index`` (the corpus DocIndex) after mining

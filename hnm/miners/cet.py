@@ -14,7 +14,7 @@ from hnm.errors import check_range
 from hnm.miners.base import Candidates
 from hnm.miners.dense_static import DenseStaticMiner
 from hnm.miners.filters import Pool
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 
 class SelectionRelevance(torch.nn.Module):
@@ -122,7 +122,7 @@ class CetMiner(DenseStaticMiner):
     the other queries' positives as irrelevant anchors; scores detached, so the retriever is
     unaffected), by the module's optimizer in a
     parameter group of their own (``selection_lr``); this likelihood term is added to the
-    step's loss (and to ``train/loss``). The models are the module's submodule
+    step's loss (and to ``train/loss``). The models are declared as the training module's
     ``cet_model`` (in every checkpoint). In-batch negatives (other queries' positives) keep
     weight 1; padded random documents have no pooling rank and get ``ρ =`` the search depth
     plus one.
@@ -163,6 +163,8 @@ class CetMiner(DenseStaticMiner):
     selection model) and ``sampling_strategy=random``.
     """
 
+    phases = (Phase.ATTACH_NEGATIVES, Phase.SHAPE_CONTEXT, Phase.OBJECTIVE)
+
     def __init__(self, fit_steps: int = 300, fit_lr: float = 0.05, online: bool = True,
                  selection_lr: float = 1e-2, weight_floor: float = 0.0,
                  anchors_per_query: int = 10, **kwargs: Any) -> None:
@@ -186,9 +188,10 @@ class CetMiner(DenseStaticMiner):
         self._cet = {"negatives_weighted": 0, "negatives_downweighted": 0}
         self._mass_removed = 0.0
 
-    def configure_module(self, module: Any) -> None:
-        """Register the selection and relevance models as ``module.cet_model``."""
-        module.add_module("cet_model", self.model)
+    def models(self, encoder: Any, doc_encoder: Any) -> dict[str, Any]:
+        """The selection and relevance models, declared as the training module's
+        ``cet_model``."""
+        return {"cet_model": self.model}
 
     def param_groups(self) -> list[dict[str, Any]]:
         """The two models' parameters, at ``selection_lr`` without weight decay (none

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from hnm.errors import ConfigError, check_choice, check_range
 from hnm.losses.infonce import masked_logits
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ class DynamicBadPairMining(nn.Module):
     multi-epoch training on weakly labeled pairs (scraped question/answer or code/docstring
     data).
     """
+
+    phases = (Phase.IN_BATCH, Phase.AFTER_LOSS)
 
     # saved and restored by get_extra_state / set_extra_state (see hnm.state)
     restored_by_lightning = ("loss_sum", "loss_count", "epochs_seen", "running")

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from hnm.errors import ConfigError
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 _SPACE = re.compile(r"\s+")
 
@@ -84,6 +84,8 @@ class FalseNegativeMask:
     Recommended with every sampler that can put one document twice in a batch (``ngame``,
     ``tas_balanced``) and with ``queue``/``prebatch`` placed before it.
     """
+
+    phases = (Phase.IN_BATCH,)
 
     def __init__(self, match_ids: bool = True, match_text: bool = True,
                  normalize_whitespace: bool = True, lowercase: bool = True) -> None:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from hnm.errors import ConfigError, check_range
 from hnm.negatives.false_negative_mask import known_positive_columns
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 
 class PreBatchNegatives(nn.Module):
@@ -47,6 +47,8 @@ class PreBatchNegatives(nn.Module):
     consecutive batches are diverse (random sampler); with clustered samplers (``ngame``) the
     previous batches are easy negatives. Prefer ``queue`` when staleness matters.
     """
+
+    phases = (Phase.IN_BATCH,)
 
     # saved and restored by get_extra_state / set_extra_state (see hnm.state)
     restored_by_lightning = ("buffer",)

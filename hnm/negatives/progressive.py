@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from hnm.errors import check_choice, check_range
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 Schedule = Literal["linear", "cosine", "step"]
 SCHEDULES = ("linear", "cosine", "step")
@@ -80,6 +80,8 @@ class ProgressiveWeighting:
     with a very large batch (80k in-batch negatives) and five mined hard negatives per query.
     Recommended with ``+miner=…`` hard negatives, where difficulty varies most across queries.
     """
+
+    phases = (Phase.IN_BATCH,)
 
     def __init__(self, schedule: Schedule = "linear", strength: float = 1.0,
                  difficulty: Difficulty = "margin", switch_at: float = 0.5) -> None:

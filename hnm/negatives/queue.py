@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from hnm.encoders.embed import encode_with_grad, eval_mode
 from hnm.errors import ConfigError, check_range
 from hnm.negatives.false_negative_mask import known_positive_columns
-from hnm.types import ScoreContext
+from hnm.types import Phase, ScoreContext, TrainingView
 
 
 class MomentumQueue(nn.Module):
@@ -25,8 +25,8 @@ class MomentumQueue(nn.Module):
 
     1. once per optimizer step (``on_optimizer_step``; not per micro-batch under gradient
        accumulation), momentum update of the key encoder ``θ_k ← m·θ_k + (1-m)·θ_q`` (created
-       on first use as a deep copy of the module's document encoder: ``module.doc_encoder`` or
-       ``module.encoder``);
+       on first use as a deep copy of the document encoder being trained: the view's
+       ``doc_encoder``, else its ``encoder``);
     2. after every batch (``on_step_end``), the batch's positive texts are embedded by the key
        encoder (no gradient, eval mode) and enqueued; the oldest entries are dropped first, so
        the queue keeps the newest ``size`` in arrival order.
@@ -59,6 +59,8 @@ class MomentumQueue(nn.Module):
     Recommended with small batches (CPU / one GPU) where in-batch negatives are few; pair with
     ``gist`` or ``false_negative_mask`` placed after it to guard the queue's texts.
     """
+
+    phases = (Phase.IN_BATCH, Phase.OPTIMIZER_STEP, Phase.STEP_END)
 
     # saved and restored by get_extra_state / set_extra_state (see hnm.state)
     restored_by_lightning = ("emb", "ids", "texts", "_key", "_pending_key_state")
@@ -165,16 +167,14 @@ class MomentumQueue(nn.Module):
         """The key encoder: updated by momentum only, always in eval mode."""
         return [self.key_encoder] if self.key_encoder is not None else []
 
-    def on_optimizer_step(self, module: Any) -> None:
+    def on_optimizer_step(self, view: TrainingView) -> None:
         """The momentum update, once per optimizer step (not per accumulated micro-batch)."""
-        online = getattr(module, "doc_encoder", None) or module.encoder
-        self.momentum_update(online)
+        self.momentum_update(view.doc_encoder or view.encoder)
 
-    def on_step_end(self, module: Any) -> None:
+    def on_step_end(self, view: TrainingView) -> None:
         """Enqueue this batch's positives, encoded by the key encoder."""
         if self.key_encoder is None:  # before the first optimizer step: θ_k = θ_q
-            online = getattr(module, "doc_encoder", None) or module.encoder
-            self.ensure_key_encoder(online)
+            self.ensure_key_encoder(view.doc_encoder or view.encoder)
         if self._pending is None:
             return
         texts, ids = self._pending

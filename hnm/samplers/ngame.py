@@ -12,7 +12,7 @@ from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError, check_choice
 from hnm.samplers.clustering import balanced_kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
-from hnm.types import EmbedFn
+from hnm.types import EmbedFn, Phase
 
 EMBED_CHOICES = ("query", "positive", "both")
 SCHEDULE_CHOICES = ("constant", "double")
@@ -80,6 +80,8 @@ class NGAMESampler:
     duplicate positives, since cluster-mates often share relevant documents. Larger batches
     (more clusters per batch) keep some easy negatives in every batch.
     """
+
+    phases = (Phase.EPOCH_START, Phase.COMPOSE_BATCH)
 
     def __init__(self, pairs: TrainPairs, batch_size: int, seed: int = 0,
                  drop_last: bool = False, cluster_size: int = 8,

@@ -8,7 +8,7 @@ import numpy as np
 
 from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError
-from hnm.types import EmbedFn
+from hnm.types import EmbedFn, Phase
 
 
 def epoch_rng(seed: int, epoch: int, stream: int = 0) -> np.random.Generator:
@@ -39,6 +39,8 @@ class ModelFreeSampler:
     A subclass sets ``self.epoch`` and defines ``batches()`` (this epoch's batches) and
     ``__len__``; ``set_epoch``, iteration and the no-op refresh come from here.
     """
+
+    phases = (Phase.EPOCH_START, Phase.COMPOSE_BATCH)
 
     epoch: int = 0
 

@@ -13,7 +13,7 @@ from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError, check_choice
 from hnm.samplers.clustering import kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
-from hnm.types import EmbedFn
+from hnm.types import EmbedFn, Phase
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,8 @@ class TASBalancedSampler:
     Recommended with: ``loss=margin_mse`` (TAS-B's pairwise loss), a ``guide`` stronger than
     the student, and ``+negatives=false_negative_mask`` (cluster-mates often share positives).
     """
+
+    phases = (Phase.EPOCH_START, Phase.COMPOSE_BATCH)
 
     def __init__(self, pairs: TrainPairs, batch_size: int, seed: int = 0,
                  drop_last: bool = False, n_clusters: int | None = None,
@@ -377,6 +379,8 @@ class SamplerNegatives:
     not (under DDP the data module trains with a rank-sharded copy of the sampler), the first
     ``needs_refresh`` asks for them and ``refresh`` computes them here.
     """
+
+    phases = (Phase.BEFORE_STEP, Phase.ATTACH_NEGATIVES)
 
     def __init__(self, sampler: TASBalancedSampler) -> None:
         self.sampler = sampler

@@ -8,6 +8,7 @@ import torch
 from hnm.data.dataset import TrainPairs
 from hnm.losses.infonce import InfoNCELoss
 from hnm.modules.retrieval import RetrievalModule, _teacher_matrix, known_positive_mask
+from hnm.types import Phase
 from tests.conftest import make_data
 
 
@@ -15,6 +16,7 @@ class FixedMiner:
     """Returns the same planted negatives (with teacher scores) for every pair."""
 
     num_negatives = 2
+    phases = (Phase.ATTACH_NEGATIVES,)
 
     def __init__(self, negs: list[str]):
         self.negs = negs

@@ -35,6 +35,7 @@ from hnm.encoders.embed import embed_fn
 from hnm.errors import ConfigError
 from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
+from hnm.parts import RunParts
 from hnm.report import before_after_table, print_table
 from hnm.runcontext import (
     CONTEXT_FILE,
@@ -121,9 +122,7 @@ class Run:
     data: RetrievalData
     pairs: TrainPairs
     encoder: Any
-    miner: Any
-    strategies: list[Any]
-    strategy_names: list[str]
+    parts: RunParts
     evaluator: Any
     embed: EmbedFn
     dm: RetrievalDataModule
@@ -157,18 +156,10 @@ class Run:
         """The evaluated split: the stage name of the final evaluation's metric keys."""
         return str(self.cfg.data.eval_split)
 
-    def parts(self) -> dict[str, Any]:
-        """Configured strategies by report name: ``sampler``, ``miner``, ``negatives/<name>``,
-        ``loss`` (only those the user added, and the loss)."""
-        out: dict[str, Any] = {}
-        if self.cfg.get("sampler"):
-            out["sampler"] = self.dm.batch_sampler
-        if self.cfg.get("miner") and self.miner is not None:
-            out["miner"] = self.miner
-        for name, s in zip(self.strategy_names, self.strategies):
-            out[f"negatives/{name}"] = s
-        out["loss"] = self.module.loss_fn
-        return out
+    @property
+    def miner(self) -> Any:
+        """The run's miner (``+miner``, or the batch sampler's own negatives), or None."""
+        return self.parts.miner
 
 
 def run_context(cfg: DictConfig, data: RetrievalData, pairs: TrainPairs, evaluator: Any
@@ -244,7 +235,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     encoder = instantiate(cfg.encoder, "encoder")
     loss = instantiate(cfg.loss, "loss")
     sampler_factory = instantiate(cfg.sampler, "sampler") if cfg.get("sampler") else None
-    miner = instantiate(cfg.miner, "miner") if cfg.get("miner") else None
+    miner = instantiate(cfg.miner, "miner", data=data, pairs=pairs) if cfg.get("miner") else None
     named = build_named_strategies(cfg)
     strategies = list(named.values())
     evaluator = build_evaluator(cfg, data, poisoning)
@@ -253,10 +244,16 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     from_sampler = miner is None and isinstance(dm.batch_sampler, ProvidesMiner)
     if from_sampler:
         miner = dm.batch_sampler.as_miner()  # type: ignore[attr-defined]  # TAS-B's negatives
+    parts = RunParts(sampler=dm.batch_sampler, loss=loss, miner=miner, negatives=named,
+                     configured=tuple(k for k in ("sampler", "miner") if cfg.get(k)))
+    parts.check_stateful()
     cache = cache_from_config(cfg.get("cache"), cfg.paths.cache_dir)
     stop = StopRequest()
     ck = dict(cfg.get("checkpoint") or {})
-    checkpoints = RunCheckpoint(out / "checkpoints", state=None,
+    metrics: dict[str, float] = {}
+    timings: dict[str, float] = {}
+    checkpoints = RunCheckpoint(out / "checkpoints", state=ckpt_io.RunState(parts, cfg, metrics,
+                                                                            timings),
                                 every_n_steps=ck.get("every_n_steps", 1000),
                                 every_minutes=ck.get("every_minutes", 30.0),
                                 keep=ck.get("keep", 2), request=stop)
@@ -285,8 +282,8 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
         logger=loggers or False, callbacks=callbacks, default_root_dir=str(out),
         enable_checkpointing=False,  # RunCheckpoint writes them (atomically, with hnm's state)
         **({"enable_progress_bar": False} if lines is not None else {}))
-    run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, miner=miner,
-              strategies=strategies, strategy_names=list(named), evaluator=evaluator,
+    run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, parts=parts,
+              evaluator=evaluator, metrics=metrics, timings=timings,
               embed=embed_fn(encoder, cfg.eval.batch_size), dm=dm, module=module,
               loggers=loggers, trainer=trainer, t_start=t_start,
               miner_from_sampler=from_sampler and miner is not None,
@@ -295,8 +292,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
               resume_state=None if resume_ckpt is None else resume_ckpt["hnm"],
               checkpoints=checkpoints, stop=stop, context=context, val_curve=val_curve,
               load=LoadMonitor().start(), nograd_start=counting.nograd_texts())
-    checkpoints.state = lambda batches_done: ckpt_io.run_state(run, batches_done)
-    check_can_act(run.parts(), trainer, len(dm.batch_sampler))
+    check_can_act(parts.reported(), trainer, len(dm.batch_sampler))
     return run
 
 
@@ -416,7 +412,7 @@ def report(run: Run) -> float:
     metrics["train/pairs"] = float(len(run.pairs))
     metrics["train/steps"] = float(trainer.global_step)
     metrics.update(compute_metrics(run))
-    effects = effect_metrics(run.parts())
+    effects = effect_metrics(run.parts.reported())
     metrics.update(effects)
     later = {k: v for k, v in metrics.items() if not k.startswith("zero_shot/")}
     dashboards.log_at(run.loggers, later, step=trainer.global_step, skip_tensorboard=True)
@@ -429,7 +425,7 @@ def report(run: Run) -> float:
     if not (out / "config.yaml").exists():
         write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     print_table(before_after_table(metrics, run.data.name, after=run.split, split=run.split))
-    warn_no_effect(effects, list(run.parts()))
+    warn_no_effect(effects, list(run.parts.reported()))
     print(f"run folder: {out}")
     hint = dashboards.wandb_hint(run.loggers, out)
     if hint:

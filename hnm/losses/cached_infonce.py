@@ -14,6 +14,7 @@ from hnm.dist import world as dist_world
 from hnm.encoders.embed import encode_with_grad, forward, tokenize
 from hnm.errors import ConfigError
 from hnm.losses.infonce import InfoNCELoss
+from hnm.state import PartState
 from hnm.types import Phase, ScoreContext
 
 
@@ -83,7 +84,7 @@ class _CachedEmbeddings(torch.autograd.Function):
         return None, None
 
 
-class CachedInfoNCELoss:
+class CachedInfoNCELoss(PartState):
     """InfoNCE with GradCache: the gradients of the whole batch, the memory of one chunk.
 
     In-batch negatives get harder and more numerous as the batch grows, but a plain training

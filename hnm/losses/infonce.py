@@ -11,6 +11,7 @@ from torch import Tensor
 from hnm.errors import ConfigError, check_range
 from hnm.losses.directions import check_knobs, direction_rows, directions_per_query
 from hnm.losses.masks import symmetric_mask
+from hnm.state import PartState
 from hnm.types import Phase, ScoreContext
 
 
@@ -35,7 +36,7 @@ def masked_logits(ctx: ScoreContext, temperature: float) -> Tensor:
     return logits
 
 
-class InfoNCELoss:
+class InfoNCELoss(PartState):
     """InfoNCE / MultipleNegativesRankingLoss with in-batch and explicit negatives.
 
     For a batch of B queries with positives and k explicit negatives each, the candidates are the

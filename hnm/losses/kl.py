@@ -17,10 +17,11 @@ from hnm.losses.teacher import (
     plus_infonce,
     teacher_scores,
 )
+from hnm.state import PartState
 from hnm.types import Phase, ScoreContext, TrainingView
 
 
-class KLDistillationLoss:
+class KLDistillationLoss(PartState):
     """KL(teacher || student) of the softmax distributions over each query's candidates.
 
     For query ``i`` let ``C_i`` be its positive and its usable negatives (not masked by a

@@ -17,10 +17,11 @@ from hnm.losses.teacher import (
     plus_infonce,
     teacher_scores,
 )
+from hnm.state import PartState
 from hnm.types import Phase, ScoreContext, TrainingView
 
 
-class MarginMSELoss:
+class MarginMSELoss(PartState):
     """Mean squared error between the student's and the teacher's margins ``s(q,d+) - s(q,d-)``.
 
     For every query ``i`` and every usable negative ``j`` whose teacher score is known::

@@ -66,8 +66,10 @@ class TeacherScorer:
         batch_size: texts (or pairs) per teacher forward pass.
 
     The model is put in eval mode with gradients off, and moved to the batch's device on
-    first use.
+    first use. It holds no state of the run: it is rebuilt from the configuration.
     """
+
+    persistent = False  # never part of a checkpoint (hnm.state)
 
     def __init__(self, model: Any, batch_size: int = 64) -> None:
         if isinstance(model, str):

@@ -9,12 +9,13 @@ import torch
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_choice
+from hnm.state import PartState
 from hnm.types import Phase, ScoreContext
 
 MINING_CHOICES = ("hardest", "semi_hard")
 
 
-class TripletLoss:
+class TripletLoss(PartState):
     """``max(0, margin - s(q, d+) + s(q, d-))`` for the hardest negatives of each query.
 
     Every usable negative of a query (in-batch positives of other queries, explicit negatives,

@@ -54,6 +54,8 @@ class AdoreMiner(MinerBase):
     (a random one retrieves noise); ``range_min`` a few ranks to skip likely false negatives.
     """
 
+    not_state = ("_doc_encoder",)  # models it holds, not its state (hnm.state)
+
     keep_index = True
 
     def __init__(self, batch_size: int = 64, sampling_strategy: str = "top",

@@ -198,11 +198,15 @@ class AnceMiner(MinerBase):
             self._job = None
 
     def settle(self) -> None:
-        """Before a checkpoint: wait for a background refresh in progress and keep its pass
-        (to be put in use at the next refresh, as it would have been), so that the miner's
-        state is plain values (:class:`hnm.state.Settles`)."""
+        """Wait for a background refresh in progress and keep its pass (to be put in use at
+        the next refresh, as it would have been)."""
         if isinstance(self._job, _Job):
             self._job = _Done(self._job.finish())
+
+    def state_dict(self) -> dict[str, Any]:
+        """The shared state, after :meth:`settle`: a background pass is plain values then."""
+        self.settle()
+        return super().state_dict()
 
     def _snapshot(self) -> list[Any]:
         """Frozen copies of the current query and document encoders (one model when they are

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -15,7 +14,6 @@ from torch import Tensor
 from hnm.errors import ConfigError, check_range
 from hnm.losses.teacher import explicit_negative_columns
 from hnm.miners.ance import AnceMiner
-from hnm.miners.filters import Pool
 from hnm.miners.ranker import CrossEncoderRanker
 from hnm.types import Phase, ScoreContext
 
@@ -117,6 +115,7 @@ class AR2Miner(AnceMiner):
     """
 
     phases = (Phase.BEFORE_STEP, Phase.ATTACH_NEGATIVES, Phase.OBJECTIVE)
+    not_state = ("ranker",)  # models it holds, not its state (hnm.state)
 
     def __init__(self, ranker: Mapping[str, Any] | None = None, alternate: bool = True,
                  ranker_fraction: float = 0.5, kl_weight: float = 1.0, adv_weight: float = 0.0,
@@ -304,34 +303,6 @@ class AR2Miner(AnceMiner):
         """ANCE's figures plus ``ranker_steps``, ``retriever_steps``, ``pairs_ranked`` and
         ``candidates_distilled``."""
         return {**super().effect(), **{k: float(v) for k, v in self._ar2.items()}}
-
-    def state_dict(self) -> dict[str, Any]:
-        """The pool in use, ANCE's refresh count and AR2's counters (the ranker's weights are
-        in the module's checkpoint)."""
-        parent = getattr(super(), "state_dict", None)
-        out: dict[str, Any] = dict(parent()) if callable(parent) else {}
-        if self.pool is not None:
-            out.update(ar2_pool_idx=self.pool.idx, ar2_pool_scores=self.pool.scores,
-                       ar2_pool_count=self.pool.count,
-                       ar2_pos_scores=np.asarray(self.pos_scores))
-        out.update({f"ar2_{k}": int(v) for k, v in self._ar2.items()})
-        out["ar2_refreshes"] = int(self.refreshes)
-        out["ar2_served"] = {k: int(v) for k, v in self._served.items()}
-        return out
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        parent = getattr(super(), "load_state_dict", None)
-        if callable(parent):
-            parent({k: v for k, v in state.items() if not k.startswith("ar2_")})
-        if "ar2_pool_idx" in state:
-            self.pool = Pool(np.asarray(state["ar2_pool_idx"]),
-                             np.asarray(state["ar2_pool_scores"]),
-                             np.asarray(state["ar2_pool_count"]))
-            self.pos_scores = np.asarray(state["ar2_pos_scores"])
-        for k in self._ar2:
-            self._ar2[k] = int(state.get(f"ar2_{k}", self._ar2[k]))  # type: ignore[call-overload]
-        self.refreshes = int(state.get("ar2_refreshes", self.refreshes))  # type: ignore[call-overload]
-        self._served.update(dict(state.get("ar2_served", {})))  # type: ignore[call-overload]
 
 
 def period_phases(miner: AR2Miner, steps: int) -> list[str]:

@@ -21,6 +21,7 @@ from hnm.data.dataset import RetrievalData, TrainPairs
 from hnm.errors import ConfigError, DataError, check_choice, check_range
 from hnm.miners.filters import FilterSettings, Pool, apply_filters, dropped_by_score
 from hnm.miners.telemetry import mining_telemetry, print_telemetry
+from hnm.state import PartState
 from hnm.types import EmbedFn, Phase
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class Mined:
     stats: dict[str, float]
 
 
-class MinerBase:
+class MinerBase(PartState):
     """Base class of the explicit-negative miners (satisfies :class:`hnm.types.Miner`).
 
     Mining runs once per *unique* training query. For each query the candidates are, in rank
@@ -120,6 +121,9 @@ class MinerBase:
             no curriculum), ``easy_to_hard`` or ``hard_to_easy``.
         schedule_width: pool ranks in the curriculum's sampling window; ``None`` =
             ``num_negatives`` with ``sampling_strategy=top``, twice that with ``random``.
+        data, pairs: the run's data and training pairs (``hnm train`` gives them when it
+            builds the miner; :meth:`mine` receives them too), so that a resumed run, which
+            restores the miner's state instead of mining, has them.
 
     ``pos_score`` is the lowest score among the query's known positives (the safe choice when a
     query has several, as in sentence-transformers).
@@ -155,7 +159,8 @@ class MinerBase:
                  teacher_scores: bool = False, index: str = "flat", backend: str = "auto",
                  device: str | None = None, query_chunk: int = 4096, seed: int = 0,
                  verbose: bool = True, schedule: str = "constant",
-                 schedule_width: int | None = None) -> None:
+                 schedule_width: int | None = None, data: RetrievalData | None = None,
+                 pairs: TrainPairs | None = None) -> None:
         check_choice("miner.sampling_strategy", sampling_strategy, SAMPLING)
         check_choice("miner.schedule", schedule, SCHEDULES)
         if schedule_width is not None and int(schedule_width) < int(num_negatives):
@@ -189,6 +194,8 @@ class MinerBase:
         self._served: dict[str, int] = {"negatives_attached": 0, "negatives_padded": 0,
                                         "negatives_random": 0, "candidates_dropped": 0,
                                         "pairs_with_teacher_scores": 0}
+        if data is not None and pairs is not None:  # the run's own: never in a checkpoint
+            self.data, self.pairs = data, pairs
 
     # -- setup ------------------------------------------------------------------------------
     def setup(self, data: RetrievalData, pairs: TrainPairs) -> None:

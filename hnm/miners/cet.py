@@ -164,6 +164,7 @@ class CetMiner(DenseStaticMiner):
     """
 
     phases = (Phase.ATTACH_NEGATIVES, Phase.SHAPE_CONTEXT, Phase.OBJECTIVE)
+    not_state = ("model",)  # models it holds, not its state (hnm.state)
 
     def __init__(self, fit_steps: int = 300, fit_lr: float = 0.05, online: bool = True,
                  selection_lr: float = 1e-2, weight_floor: float = 0.0,
@@ -312,33 +313,3 @@ class CetMiner(DenseStaticMiner):
     def effect(self) -> dict[str, float]:
         return {**super().effect(), **{k: float(v) for k, v in self._cet.items()},
                 "weight_mass_removed": float(self._mass_removed)}
-
-    def state_dict(self) -> dict[str, Any]:
-        """The pool, the pooling ranks and the counters (the two models' parameters are in
-        the module's checkpoint)."""
-        parent = getattr(super(), "state_dict", None)
-        out: dict[str, Any] = dict(parent()) if callable(parent) else {}
-        keys = np.array(list(self._rank), dtype=np.int64).reshape(-1, 2)
-        out.update(cet_rank_keys=keys, cet_rank_values=np.array(list(self._rank.values()),
-                                                                 dtype=np.int64),
-                   cet_counts={k: int(v) for k, v in self._cet.items()},
-                   cet_mass_removed=float(self._mass_removed), cet_beyond=int(self._beyond))
-        if self.pool is not None:
-            out.update(cet_pool_idx=self.pool.idx, cet_pool_scores=self.pool.scores,
-                       cet_pool_count=self.pool.count)
-        return out
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        parent = getattr(super(), "load_state_dict", None)
-        if callable(parent):
-            parent({k: v for k, v in state.items() if not k.startswith("cet_")})
-        keys = np.asarray(state.get("cet_rank_keys", np.zeros((0, 2))), dtype=np.int64)
-        values = np.asarray(state.get("cet_rank_values", np.zeros(0)), dtype=np.int64)
-        self._rank = {(int(q), int(d)): int(r) for (q, d), r in zip(keys, values)}
-        self._beyond = int(state.get("cet_beyond", self._beyond))  # type: ignore[call-overload]
-        self._cet.update(dict(state.get("cet_counts", {})))  # type: ignore[call-overload]
-        self._mass_removed = float(state.get("cet_mass_removed", 0.0))  # type: ignore[arg-type]
-        if "cet_pool_idx" in state:
-            self.pool = Pool(np.asarray(state["cet_pool_idx"]),
-                             np.asarray(state["cet_pool_scores"]),
-                             np.asarray(state["cet_pool_count"]))

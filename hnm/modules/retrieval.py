@@ -93,9 +93,6 @@ class RetrievalModule(L.LightningModule):
         self.pairs = pairs
         self.miner = miner
         self.strategies = list(negatives)
-        for i, s in enumerate(self.strategies):  # register trainable/frozen state (queues, …)
-            if isinstance(s, torch.nn.Module):
-                self.add_module(f"strategy_{i}", s)
         self.steps = StepPipeline(loss, miner, self.strategies, sampler, hooks)
         self._register_models()
         self.lr = lr
@@ -308,6 +305,17 @@ class RetrievalModule(L.LightningModule):
     def timings(self) -> dict[str, float]:
         """The time split of training so far (``time/…``)."""
         return self.clock.split()
+
+    def steps_state(self) -> dict[str, Any]:
+        """The module's own state for a checkpoint (its parts' is theirs): the step clock, the
+        refresh counters and the optimizer steps seen."""
+        return {"timings": self.clock.state_dict(), "refresher": self.refresher.state_dict(),
+                "optimizer_steps_seen": int(self.optimizer_steps_seen)}
+
+    def load_steps_state(self, state: dict[str, Any]) -> None:
+        self.clock.load_state_dict(state["timings"])
+        self.refresher.load_state_dict(state["refresher"])
+        self.optimizer_steps_seen = int(state["optimizer_steps_seen"])
 
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from hnm.errors import ConfigError
+from hnm.state import PartState
 from hnm.types import Phase, ScoreContext
 
 _SPACE = re.compile(r"\s+")
@@ -51,7 +52,7 @@ def known_positive_columns(ctx: ScoreContext, start: int = 0) -> Tensor:
     return out
 
 
-class FalseNegativeMask:
+class FalseNegativeMask(PartState):
     """Mask candidates that share a document id or the text of one of the query's positives.
 
     A candidate ``j`` stops being a negative of query ``i`` when

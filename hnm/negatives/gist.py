@@ -12,13 +12,14 @@ from torch import Tensor
 
 from hnm.cache import frozen_embed_fn
 from hnm.errors import check_choice, check_range
+from hnm.state import PartState
 from hnm.types import EmbedFn, Phase, ScoreContext, TrainingView
 
 MarginStrategy = Literal["absolute", "relative"]
 MARGIN_STRATEGIES = ("absolute", "relative")
 
 
-class GISTFilter:
+class GISTFilter(PartState):
     """Guided in-sample selection of negatives (GISTEmbed).
 
     A frozen guide model embeds the batch's queries and candidate texts (no gradient) and scores
@@ -67,6 +68,7 @@ class GISTFilter:
     """
 
     phases = (Phase.IN_BATCH,)
+    not_state = ("guide",)  # models it holds, not its state (hnm.state)
 
     def __init__(self, guide: SentenceTransformer, margin: float = 0.0,
                  margin_strategy: MarginStrategy = "absolute", batch_size: int = 64) -> None:

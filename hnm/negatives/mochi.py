@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_range
+from hnm.state import PartState
 from hnm.types import Phase, ScoreContext
 
 # raw score of a synthetic negative a query could not build (no usable negatives): never wins
@@ -31,7 +32,7 @@ class Mixes:
     valid: Tensor
 
 
-class MoCHiMixing:
+class MoCHiMixing(PartState):
     """Hard negative mixing (MoCHi) over the batch's candidate documents.
 
     Per query ``q`` (raw scores ``s = q·d``, no gradient used for the selection):

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from hnm.errors import check_choice, check_range
+from hnm.state import PartState
 from hnm.types import Phase, ScoreContext
 
 Schedule = Literal["linear", "cosine", "step"]
@@ -37,7 +38,7 @@ def percentile(x: Tensor) -> Tensor:
     return (less + 0.5 * (equal - 1)) / (n - 1)
 
 
-class ProgressiveWeighting:
+class ProgressiveWeighting(PartState):
     """Progressive per-query loss weights: emphasis moves from easy to hard samples.
 
     For each query the difficulty is measured on the current batch (raw scores, no gradient):

@@ -12,6 +12,7 @@ from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError, check_choice
 from hnm.samplers.clustering import balanced_kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
+from hnm.state import PartState
 from hnm.types import EmbedFn, Phase
 
 EMBED_CHOICES = ("query", "positive", "both")
@@ -25,7 +26,7 @@ def _embed_unique(fn: EmbedFn, texts: Sequence[str]) -> np.ndarray:
     return np.asarray(fn(list(index)), dtype=np.float32)[inv]
 
 
-class NGAMESampler:
+class NGAMESampler(PartState):
     """Negative-mining-aware mini-batching: each batch is a few clusters of similar pairs.
 
     Every training pair is embedded with the current encoder, the embeddings are split into

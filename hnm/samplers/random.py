@@ -8,6 +8,7 @@ import numpy as np
 
 from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError
+from hnm.state import PartState
 from hnm.types import EmbedFn, Phase
 
 
@@ -33,7 +34,7 @@ def check_batch_size(batch_size: int) -> None:
         raise ConfigError(f"batch_size={batch_size!r} is not valid; expected an integer >= 1")
 
 
-class ModelFreeSampler:
+class ModelFreeSampler(PartState):
     """Protocol plumbing shared by samplers whose batches do not depend on the model.
 
     A subclass sets ``self.epoch`` and defines ``batches()`` (this epoch's batches) and

@@ -13,6 +13,7 @@ from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError, check_choice
 from hnm.samplers.clustering import kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
+from hnm.state import PartState
 from hnm.types import EmbedFn, Phase
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def balanced_choice(bins: np.ndarray, n_bins: int, k: int, rng: np.random.Genera
     return out
 
 
-class TASBalancedSampler:
+class TASBalancedSampler(PartState):
     """Topic-aware batches from query clusters, and margin-balanced explicit negatives.
 
     **Topic-aware sampling.** At the first refresh (before training, with the starting
@@ -130,6 +131,7 @@ class TASBalancedSampler:
     """
 
     phases = (Phase.EPOCH_START, Phase.COMPOSE_BATCH)
+    not_state = ("guide",)  # models it holds, not its state (hnm.state)
 
     def __init__(self, pairs: TrainPairs, batch_size: int, seed: int = 0,
                  drop_last: bool = False, n_clusters: int | None = None,
@@ -371,7 +373,7 @@ class TASBalancedSampler:
         return {key: float(v) for key, v in self._served.items()}
 
 
-class SamplerNegatives:
+class SamplerNegatives(PartState):
     """The :class:`~hnm.types.Miner` view of a sampler that chooses explicit negatives.
 
     ``negatives`` returns the sampler's negatives and teacher scores for the epoch. The
@@ -381,6 +383,7 @@ class SamplerNegatives:
     """
 
     phases = (Phase.BEFORE_STEP, Phase.ATTACH_NEGATIVES)
+    not_state = ("sampler",)  # the sampler's state is its own
 
     def __init__(self, sampler: TASBalancedSampler) -> None:
         self.sampler = sampler

@@ -70,7 +70,7 @@ def test_dense_static_trains_on_the_starting_encoders_top_ranks(tmp_path, baseli
     assert same_topic((q, r) for s in rec.steps for q, r in zip(s.qids, negatives(s))) > 0.4
     fx = rec.run.miner.effect()
     assert fx["negatives_attached"] == K * rec.served and fx["negatives_padded"] == 0
-    assert effect_metrics(rec.run.parts())["strategy/miner/negatives_attached"] == \
+    assert effect_metrics(rec.run.parts.reported())["strategy/miner/negatives_attached"] == \
         K * rec.served
     assert_changes_the_loss(rec, baseline)
 

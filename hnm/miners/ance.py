@@ -99,7 +99,7 @@ class AnceMiner(MinerBase):
         self.batch_size = int(batch_size)
         self.refreshes = 0  # refresh calls (an asynchronous one may only start a pass)
         self._period: int | None = self.refresh_every_n_steps
-        self._served["refreshes"] = 0
+        self.counters["refreshes"] = 0
         self._view: TrainingView | None = None
         self._job: _Job | _Done | None = None
 
@@ -164,7 +164,7 @@ class AnceMiner(MinerBase):
                 log.warning("ance: async_refresh needs the view of training; refreshing "
                             "synchronously")
             stats = self.run(embed_queries, embed_docs, "refresh")
-            self._served["refreshes"] += 1
+            self.counters["refreshes"] += 1
             return stats
         stats: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -172,7 +172,7 @@ class AnceMiner(MinerBase):
             mined = self._job.finish()
             if mined is not None:
                 self.adopt(mined)
-                self._served["refreshes"] += 1
+                self.counters["refreshes"] += 1
                 stats.update(mined.stats)
         stats["wait_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -185,7 +185,7 @@ class AnceMiner(MinerBase):
 
     def effect(self) -> dict[str, float]:
         """The shared figures plus ``refreshes``: re-mined pools put in use so far."""
-        return {**super().effect(), "refreshes": float(self._served["refreshes"])}
+        return {**super().effect(), "refreshes": float(self.counters["refreshes"])}
 
     def frozen_models(self) -> list[Any]:
         """The snapshot encoders of a background refresh in progress."""

@@ -109,6 +109,7 @@ class RetrievalModule(L.LightningModule):
         # document encoder): the compute ``hnm compare`` reports
         self.texts_with_grad = 0
         self._t_step: float | None = None
+        self._step_ctx: ScoreContext | None = None
         self.view = ModuleView(self, cache)
         for part in self.steps.parts:
             if isinstance(part, UsesTraining):
@@ -244,6 +245,7 @@ class RetrievalModule(L.LightningModule):
         for part in self.steps.at(Phase.OBJECTIVE):
             loss = part.joint_loss(ctx, loss)
         self.observe(ctx, loss, per_query)
+        self._step_ctx = ctx  # for STEP_END, once the optimizer stepped
         return loss
 
     def reduce(self, ctx: ScoreContext) -> tuple[Tensor, Tensor | None]:
@@ -280,8 +282,9 @@ class RetrievalModule(L.LightningModule):
             self.optimizer_steps_seen = self.global_step
             for part in self.steps.at(Phase.OPTIMIZER_STEP):
                 part.on_optimizer_step(self.view)
+        ctx, self._step_ctx = self._step_ctx, None
         for part in self.steps.at(Phase.STEP_END):
-            part.on_step_end(self.view)
+            part.on_step_end(self.view, ctx)
         if self._t_step is not None:  # forward, backward, optimizer step
             self.clock.train_step_s += time.perf_counter() - self._t_step
             self._t_step = None

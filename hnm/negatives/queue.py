@@ -76,7 +76,6 @@ class MomentumQueue(PartState):
         self.texts: list[str] = []
         self.key_encoder: SentenceTransformer | None = None
         self.key_ready = False  # θ_k holds a copy of the online weights (the first update)
-        self._pending: tuple[list[str], list[str]] | None = None
 
     # -- the queue ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -163,8 +162,6 @@ class MomentumQueue(PartState):
             self.added += len(ctx.doc_ids) - start
             self.masked += int(known.sum())
         ctx.logs["queue_fill"] = len(self) / self.size
-        labels = ctx.labels.tolist()
-        self._pending = ([ctx.doc_texts[j] for j in labels], [ctx.doc_ids[j] for j in labels])
         return ctx
 
     def frozen_models(self) -> list[nn.Module]:
@@ -175,12 +172,11 @@ class MomentumQueue(PartState):
         """The momentum update, once per optimizer step (not per accumulated micro-batch)."""
         self.momentum_update(view.doc_encoder or view.encoder)
 
-    def on_step_end(self, view: TrainingView) -> None:
-        """Enqueue this batch's positives, encoded by the key encoder."""
+    def on_step_end(self, view: TrainingView, ctx: ScoreContext) -> None:
+        """Enqueue this batch's positives (``ctx``: the step's context), encoded by the key
+        encoder."""
         if not self.key_ready:  # before the first optimizer step: θ_k = θ_q
             self.ensure_key_encoder(view.doc_encoder or view.encoder)
-        if self._pending is None:
-            return
-        texts, ids = self._pending
-        self._pending = None
-        self.enqueue(self.encode_keys(texts), ids, texts)
+        labels = ctx.labels.tolist()
+        texts = [ctx.doc_texts[j] for j in labels]
+        self.enqueue(self.encode_keys(texts), [ctx.doc_ids[j] for j in labels], texts)

@@ -90,9 +90,10 @@ class OptimizerStepHook(Protocol):
 @runtime_checkable
 class StepEndHook(Protocol):
     """``Phase.STEP_END``: called after every training batch (each micro-batch under gradient
-    accumulation), e.g. to enqueue this batch's keys."""
+    accumulation) with the batch's context as it reached the loss, e.g. to enqueue this
+    batch's keys."""
 
-    def on_step_end(self, view: TrainingView) -> None: ...
+    def on_step_end(self, view: TrainingView, ctx: ScoreContext) -> None: ...
 
 
 @runtime_checkable

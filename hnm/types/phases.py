@@ -96,7 +96,7 @@ PHASES: tuple[PhaseSpec, ...] = (
               "after backward and the optimizer step, once per optimizer step (the queue's "
               "momentum update)"),
     PhaseSpec(Phase.STEP_END, ("on_step_end",), "StepEndHook", False, True,
-              "after every micro-batch (the queue's enqueue)"),
+              "after every micro-batch, with the batch's context (the queue's enqueue)"),
     PhaseSpec(Phase.CHECKPOINT, ("after_batch",), "CutsCheckpoints", False, True,
               "the batch is done, every part's state final: where checkpoints are cut"),
 )

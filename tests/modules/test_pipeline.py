@@ -148,7 +148,7 @@ class Recorder:
             def on_optimizer_step(self, view):
                 seen(Phase.OPTIMIZER_STEP)
 
-            def on_step_end(self, view):
+            def on_step_end(self, view, ctx):
                 seen(Phase.STEP_END)
 
         class Loss:

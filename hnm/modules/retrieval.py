@@ -14,6 +14,7 @@ from torch import Tensor
 from hnm.cache.embed import EmbeddingCache
 from hnm.data.dataset import TrainPairs
 from hnm.encoders.embed import encode_with_grad
+from hnm.modules.batch import known_positive_mask, teacher_matrix
 from hnm.modules.gather import gather_context
 from hnm.modules.pipeline import StepPipeline
 from hnm.modules.refresh import Refresher, StepClock
@@ -219,7 +220,7 @@ class RetrievalModule(L.LightningModule):
             pair_idx=idx.to(self.device), labels=torch.arange(len(qids), device=self.device),
             mask=torch.zeros(len(qids), len(doc_texts), dtype=torch.bool, device=self.device),
             weights=torch.ones(len(qids), device=self.device),
-            teacher=_teacher_matrix(teacher, len(qids), len(flat_neg), self.device),
+            teacher=teacher_matrix(teacher, len(qids), len(flat_neg), self.device),
             num_negatives=len(neg_ids[0]) if neg_ids else 0,
             positives=self.pairs.positives, step=self.global_step, epoch=self.current_epoch,
             max_steps=max(int(self.trainer.estimated_stepping_batches), 1)
@@ -374,32 +375,6 @@ def adamw_kernel(params: Sequence[Tensor], precision: str, clip_val: float
     if precision.endswith("-mixed") and clip_val > 0:
         return None, True
     return True, None
-
-
-def known_positive_mask(ctx: ScoreContext) -> Tensor:
-    """(B, N) True where candidate j is a known positive of query i (other than its label)."""
-    rows = []
-    for qid, pos in zip(ctx.qids, ctx.pos_ids):
-        known = ctx.positives.get(qid, set()) | {pos}
-        rows.append([did in known for did in ctx.doc_ids])
-    mask = torch.tensor(rows, dtype=torch.bool, device=ctx.mask.device)
-    mask[torch.arange(ctx.batch_size, device=mask.device), ctx.labels] = False
-    return mask
-
-
-def _teacher_matrix(teacher: Tensor | None, b: int, n_neg: int, device: torch.device
-                    ) -> Tensor | None:
-    """Place per-pair teacher scores ``(B, 1+k)`` (positive first) on the (B, B*(1+k)) grid."""
-    if teacher is None:
-        return None
-    k = teacher.shape[1] - 1
-    out = torch.full((b, b + n_neg), float("nan"), device=device)
-    rows = torch.arange(b, device=device)
-    out[rows, rows] = teacher[:, 0]
-    if k > 0:
-        cols = b + rows[:, None] * k + torch.arange(k, device=device)[None, :]
-        out[rows[:, None], cols] = teacher[:, 1:]
-    return out
 
 
 def _trainable(model: torch.nn.Module) -> bool:

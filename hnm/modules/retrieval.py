@@ -93,8 +93,7 @@ class RetrievalModule(L.LightningModule):
         self.loss_fn = loss
         self.pairs = pairs
         self.miner = miner
-        self.strategies = list(negatives)
-        self.steps = StepPipeline(loss, miner, self.strategies, sampler, hooks)
+        self.steps = StepPipeline(loss, miner, negatives, sampler, hooks)
         self._register_models()
         self.lr = lr
         self.weight_decay = weight_decay
@@ -118,6 +117,11 @@ class RetrievalModule(L.LightningModule):
         self.save_hyperparameters(ignore=["encoder", "loss", "pairs", "miner", "negatives",
                                           "doc_encoder", "sampler", "hooks", "cache",
                                           "refresh_batch_size"])
+
+    @property
+    def strategies(self) -> list[NegativeStrategy]:
+        """The in-batch strategies, in the order they apply (fixed when the module is built)."""
+        return list(self.steps.at(Phase.IN_BATCH))
 
     def _register_models(self) -> None:
         """Register the models the parts declare (a ``doc_encoder`` becomes the module's)."""

@@ -235,7 +235,8 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     encoder = instantiate(cfg.encoder, "encoder")
     loss = instantiate(cfg.loss, "loss")
     sampler_factory = instantiate(cfg.sampler, "sampler") if cfg.get("sampler") else None
-    miner = instantiate(cfg.miner, "miner", data=data, pairs=pairs) if cfg.get("miner") else None
+    miner = (instantiate(cfg.miner, "miner", _partial_=True)(data=data, pairs=pairs)
+             if cfg.get("miner") else None)
     named = build_named_strategies(cfg)
     strategies = list(named.values())
     evaluator = build_evaluator(cfg, data, poisoning)

@@ -188,7 +188,7 @@ def _decode(value: Any, current: Any, objects: dict[str, Any]) -> Any:
         return gen
     if "__module_state__" in value:
         if not isinstance(current, torch.nn.Module):
-            raise _NoTarget  # built later by its part (a lazily made key encoder)
+            raise _NoTarget  # not built by its part (yet)
         current.load_state_dict(value["__module_state__"])
         current.train(bool(value.get("training", False)))
         return current
@@ -225,7 +225,7 @@ def restore(part: Any, state: dict[str, Any], objects: dict[str, Any] | None = N
             continue
         try:
             setattr(part, name, _decode(value, getattr(part, name, None), objects))
-        except _NoTarget:  # its part rebuilds it (and restores it from its own extra state)
+        except _NoTarget:  # a model its part has not built (yet): left to the part
             continue
 
 

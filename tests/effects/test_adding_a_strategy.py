@@ -76,8 +76,8 @@ class WordOverlapMiner(MinerBase):
 
 STRATEGY = ("+negatives={keep_hardest: {_target_: tests.effects.test_adding_a_strategy.KeepHardest, "
             "k: 2}}")
-MINER = ("+miner={_target_: tests.effects.test_adding_a_strategy.WordOverlapMiner, num_negatives: 2, "
-         "verbose: false}")
+MINER = ("+miner={_target_: tests.effects.test_adding_a_strategy.WordOverlapMiner, "
+         "num_negatives: 2, sampling_strategy: top, verbose: false}")
 
 
 # -- the unit tests: a case where the right behaviour is known by construction -------------------
@@ -128,6 +128,7 @@ def test_word_overlap_negatives_reach_the_step_and_share_the_topic(tmp_path) -> 
         assert step.num_negatives == 2
         b = step.batch_size
         rows += [(q, step.doc_ids[b + 2 * i: b + 2 * i + 2]) for i, q in enumerate(step.qids)]
-    # the planted topics have disjoint words: overlapping negatives come from the same topic
+    # the planted topics have disjoint words: the most overlapping negatives (top) come from
+    # the query's own topic
     assert np.mean([topic_of(d) == topic_of(q) for q, row in rows for d in row]) > 0.9
     assert effect_metrics(rec.run.parts.reported())["strategy/miner/negatives_attached"] > 0

@@ -1,11 +1,12 @@
 """What a checkpoint holds beyond Lightning's own, and how ``hnm train resume=…`` reads it.
 
-Lightning's checkpoint holds the model (the training module: encoders, the loss's and the
-parts' registered models), the optimizer, the scheduler and the loops' position. hnm adds, under
-``checkpoint["hnm"]``: the state of every part (:mod:`hnm.state`: sampler, miner, negatives
-strategies, loss, the module's counters, the refresh callbacks), every random generator, the
-position in the epoch (batches done), the run's metrics so far (the zero-shot evaluation, the
-first mining's figures) and the composed configuration, which a resume compares with its own.
+Lightning's checkpoint holds the model (the training module: encoders and the models the
+parts declared), the optimizer, the scheduler and the loops' position. hnm adds, under
+``checkpoint["hnm"]`` (:class:`RunState`): every part's ``state_dict()`` (sampler, miner,
+in-batch strategies, loss; :mod:`hnm.state`), the module's own (its step clock, refresh
+counters, optimizer steps seen), every random generator, the position in the epoch (batches
+done), the run's metrics so far (the zero-shot evaluation, the first mining's figures) and the
+composed configuration, which a resume compares with its own.
 """
 
 from __future__ import annotations
@@ -17,94 +18,68 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from hnm.errors import ConfigError, StartRefused
-from hnm.state import Settles, capture, held_elsewhere, restore, rng_state
+from hnm.parts import RunParts
+from hnm.state import rng_state
 
-FORMAT = 1
+FORMAT = 2  # 2: parts' state_dict(), declared models in Lightning's state
 # keys a resumed run may change: they do not shape what it computes
 FREE_KEYS = ("resume", "hydra", "paths", "logger", "progress", "checkpoint", "cache",
              "eval.batch_size", "trainer.enable_progress_bar", "trainer.log_every_n_steps")
 
 
-def parts_of(run: Any) -> dict[str, Any]:
-    """Every object whose attributes shape the rest of ``run``, by a stable name."""
-    from hnm.samplers.distributed import ShardedBatchSampler
+class RunState:
+    """``checkpoint["hnm"]`` of a run (given to :class:`~hnm.callbacks.checkpoint.RunCheckpoint`
+    when it is built): every part's ``state_dict()``, the training module's own state, every
+    random generator, the position, the run's metrics and timings so far, the configuration.
 
-    sampler = run.dm.batch_sampler
-    if isinstance(sampler, ShardedBatchSampler):
-        sampler = sampler.sampler
-    out: dict[str, Any] = {"sampler": sampler, "loss": run.module.loss_fn}
-    if run.miner is not None:
-        out["miner"] = run.miner
-    for name, s in zip(run.strategy_names, run.strategies):
-        out[f"negatives/{name}"] = s
-    for cb in run.trainer.callbacks:
-        if type(cb).__module__.startswith("hnm.callbacks.refresh"):
-            out[f"callback/{type(cb).__name__}"] = cb
-    return out
+    Args:
+        parts: the run's parts.
+        cfg: the composed configuration.
+        metrics, timings: the run's figures so far (the same dicts the run fills).
+    """
 
+    def __init__(self, parts: RunParts, cfg: DictConfig, metrics: dict[str, float],
+                 timings: dict[str, float]) -> None:
+        self.parts, self.cfg = parts, cfg
+        self.metrics, self.timings = metrics, timings
 
-def _objects(run: Any) -> dict[str, Any]:
-    """The run's own objects that parts refer to (rebuilt from the configuration, never
-    copied into a checkpoint)."""
-    out = {"module": run.module, "data": run.data, "pairs": run.pairs, "dm": run.dm,
-           "trainer": run.trainer, "evaluator": run.evaluator, "encoder": run.encoder}
-    if run.module.doc_encoder is not None:
-        out["doc_encoder"] = run.module.doc_encoder
-    return out
-
-
-def _skip(run: Any) -> set[int]:
-    return held_elsewhere([run.module], *_objects(run).values())
-
-
-def _refs(run: Any) -> dict[int, str]:
-    return {id(obj): name for name, obj in _objects(run).items()}
-
-
-def run_state(run: Any, batches_done: int) -> dict[str, Any]:
-    """``checkpoint["hnm"]`` of ``run`` after ``batches_done`` batches of the current epoch."""
-    parts = parts_of(run)
-    for part in parts.values():
-        if isinstance(part, Settles):
-            part.settle()
-    skip = _skip(run)
-    module = run.module
-    return {
-        "format": FORMAT,
-        "parts": {name: capture(part, skip, refs=_refs(run)) for name, part in parts.items()},
-        "module": {"timings": dict(module.timings),
-                   "optimizer_steps_seen": int(module._optimizer_steps_seen)},
-        "rng": rng_state(),
-        "position": {"epoch": int(run.trainer.current_epoch), "batches_done": int(batches_done),
-                     "global_step": int(run.trainer.global_step)},
-        "run": {"metrics": dict(run.metrics), "timings": dict(run.timings)},
-        "config": OmegaConf.to_container(run.cfg, resolve=True),
-    }
+    def __call__(self, trainer: Any, module: Any, batches_done: int) -> dict[str, Any]:
+        """The state after ``batches_done`` batches of the current epoch."""
+        return {
+            "format": FORMAT,
+            "parts": {name: part.state_dict() for name, part in self.parts.named().items()},
+            "module": module.steps_state(),
+            "rng": rng_state(),
+            "position": {"epoch": int(trainer.current_epoch), "batches_done": int(batches_done),
+                         "global_step": int(trainer.global_step)},
+            "run": {"metrics": dict(self.metrics), "timings": dict(self.timings)},
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+        }
 
 
 def restore_parts(run: Any, state: dict[str, Any]) -> None:
-    """Set every part of ``run`` back to ``state`` (before ``trainer.fit``)."""
-    parts = parts_of(run)
+    """Set every part of ``run``, the training module's own state and the run's figures back
+    to ``state``."""
+    parts = run.parts.named()
     missing = sorted(set(state["parts"]) - set(parts))
     if missing:
         raise ConfigError(f"the checkpoint holds parts this run does not have: {missing}")
     for name, part in parts.items():
         if name in state["parts"]:
             try:
-                restore(part, state["parts"][name], _objects(run))
+                part.load_state_dict(state["parts"][name])
             except ValueError as err:  # a class or reference this run does not have
                 raise ConfigError(f"resume={run.resume_path}: the checkpoint's state of {name} "
                                   f"cannot be restored ({err}); it was not written by this "
                                   "hnm for this configuration") from None
-    run.module.timings.update(state["module"]["timings"])
-    run.module._optimizer_steps_seen = state["module"]["optimizer_steps_seen"]
+    run.module.load_steps_state(state["module"])
     run.metrics.update(state["run"]["metrics"])
     run.timings.update(state["run"]["timings"])
 
 
 def restore_sampler(run: Any, state: dict[str, Any]) -> None:
     """The batch sampler alone back to ``state`` (after a resumed epoch's skipped batches)."""
-    restore(parts_of(run)["sampler"], state["parts"]["sampler"], _objects(run))
+    run.parts.sampler.load_state_dict(state["parts"]["sampler"])
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import hydra
 from omegaconf import DictConfig
 
 from hnm.cli import config_dir
-from hnm.errors import HnmError, StartRefused
+from hnm.errors import StartRefused
+from hnm.hydra_errors import user_message
 
 log = logging.getLogger("hnm")
 
@@ -113,46 +114,6 @@ def _job_failed(err: BaseException, message: str | None) -> Any:
     if str(hc.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
         return None
     raise JobFailed(reason) from None
-
-
-def user_message(err: BaseException) -> str | None:
-    """The one-paragraph message of a user error, looking through Hydra's instantiate
-    wrappers; None for a bug (which keeps its traceback)."""
-    import re
-
-    from omegaconf.errors import (
-        GrammarParseError,
-        InterpolationResolutionError,
-        InterpolationToMissingValueError,
-        MissingMandatoryValue,
-    )
-
-    from hnm.hydra_errors import DISK_ERRNOS, os_message
-
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, HnmError):
-            return str(seen)
-        if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:  # a full disk, …
-            return os_message(seen)
-        if type(seen).__name__ == "MisconfigurationException" and type(
-                seen).__module__.startswith("lightning"):  # a trainer.* value Lightning refused
-            return (f"the trainer settings are not valid: {' '.join(str(seen).split())} "
-                    "(see trainer.* in the config)")
-        if isinstance(seen, (MissingMandatoryValue, InterpolationToMissingValueError)):
-            found = re.search(r"Missing mandatory value: ([\w.\[\]]+)", str(seen))
-            key = found.group(1) if found else (getattr(seen, "full_key", None) or "a value")
-            hint = (" (a folder with corpus.jsonl, queries.jsonl and qrels/)"
-                    if key == "data.path" else "")
-            return (f"{key} is required but was not given: pass {key}=…{hint} on the "
-                    "command line")
-        if isinstance(seen, (InterpolationResolutionError, GrammarParseError)):
-            key = getattr(seen, "full_key", None) or "a value"
-            first = str(seen).strip().splitlines()[0] if str(seen).strip() else ""
-            return (f"{key}: cannot resolve its interpolation ({first}); check the ${{…}} "
-                    "reference")
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")

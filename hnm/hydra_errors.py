@@ -4,11 +4,15 @@ Hydra reports an unknown option (``+sampler=nosuch``), an unknown key (``trainer
 an override it cannot parse, or an output folder it cannot create with its own text and exit
 status 1. :func:`hydra_message` turns them into hnm's form: what was given, what is valid, and
 exit status 2 (see :func:`hnm.cli.main`); None for anything else (a bug keeps its traceback).
+:func:`user_message` does the same for an error raised while a command runs (hnm's own, a full
+disk, a missing mandatory value), looking through Hydra's instantiate wrappers.
 """
 
 from __future__ import annotations
 
 import errno
+
+from hnm.errors import HnmError
 
 # a file-system failure that is the machine's or the user's, not a bug: reported in one
 # paragraph (exit 2) wherever it happens in a run
@@ -89,3 +93,41 @@ def _unknown_key(err: BaseException) -> str:
     scope = f"{where!r}" if where else "the config"
     listed = f"; valid keys of {scope}: {', '.join(valid)}" if valid else ""
     return f"{full_key}: there is no key {key!r} in {scope}{listed}. Check its spelling"
+
+
+def user_message(err: BaseException) -> str | None:
+    """The one-paragraph message of a user error, looking through Hydra's instantiate
+    wrappers; None for a bug (which keeps its traceback)."""
+    import re
+
+    from omegaconf.errors import (
+        GrammarParseError,
+        InterpolationResolutionError,
+        InterpolationToMissingValueError,
+        MissingMandatoryValue,
+    )
+
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, HnmError):
+            return str(seen)
+        if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:  # a full disk, …
+            return os_message(seen)
+        if type(seen).__name__ == "MisconfigurationException" and type(
+                seen).__module__.startswith("lightning"):  # a trainer.* value Lightning refused
+            return (f"the trainer settings are not valid: {' '.join(str(seen).split())} "
+                    "(see trainer.* in the config)")
+        if isinstance(seen, (MissingMandatoryValue, InterpolationToMissingValueError)):
+            found = re.search(r"Missing mandatory value: ([\w.\[\]]+)", str(seen))
+            key = found.group(1) if found else (getattr(seen, "full_key", None) or "a value")
+            hint = (" (a folder with corpus.jsonl, queries.jsonl and qrels/)"
+                    if key == "data.path" else "")
+            return (f"{key} is required but was not given: pass {key}=…{hint} on the "
+                    "command line")
+        if isinstance(seen, (InterpolationResolutionError, GrammarParseError)):
+            key = getattr(seen, "full_key", None) or "a value"
+            first = str(seen).strip().splitlines()[0] if str(seen).strip() else ""
+            return (f"{key}: cannot resolve its interpolation ({first}); check the ${{…}} "
+                    "reference")
+        seen = seen.__cause__ or seen.__context__
+    return None

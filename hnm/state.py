@@ -1,12 +1,14 @@
 """The state of a run's parts as plain values, for checkpoints loaded with ``weights_only=True``.
 
-Every strategy part (batch sampler, miner, negatives strategies, loss, the module's own
-counters and the callbacks) keeps what shapes the rest of the run in its attributes: clusters,
-this epoch's random batches, mined pools, refresh schedules, queues, loss histories, effect
-counters, generators. :func:`capture` turns a part's attributes into plain values (numbers,
-strings, tensors, lists, tuples, dicts), and :func:`restore` sets them back, so a part does
-not need code of its own to be resumed. A part that implements
-:class:`~hnm.types.Stateful` is asked for its ``state_dict()`` instead.
+One mechanism persists every part: the :class:`~hnm.types.Stateful` protocol
+(``state_dict``/``load_state_dict``), which ``hnm train`` calls on each part of the run
+(:class:`hnm.parts.RunParts`), with the weights of the models a part declared left to
+Lightning's checkpoint. hnm's parts (batch samplers, miners, in-batch strategies, losses) keep
+what shapes the rest of the run in their attributes: clusters, this epoch's random batches,
+mined pools, refresh schedules, queues, loss histories, effect counters, generators; they
+inherit both methods from :class:`PartState`, which turns the attributes into plain values
+(numbers, strings, tensors, lists, tuples, dicts) with :func:`capture` and sets them back
+with :func:`restore`, so a part does not need code of its own to be resumed.
 
 What is captured, attribute by attribute:
 
@@ -18,13 +20,12 @@ What is captured, attribute by attribute:
 - an object of hnm's own classes (a pool of mined negatives, a filter's settings) by its
   attributes, recursively, with its class name (only classes under ``hnm.`` are rebuilt).
 
-A part registered in the training module that saves some attributes through its own
-``get_extra_state`` (which Lightning restores) names them in a ``restored_by_lightning``
-class attribute; they are left out here, so the two restores never disagree.
-
-Everything else (the training data, embed functions, threads, locks, loggers, the trainer) is
-left out: it is rebuilt from the configuration, not restored. Names left out are listed in
-``__skipped__``, which tests use to see that nothing that matters was dropped.
+A part names in ``not_state`` the attributes it holds but that are not its state: the models
+it declared (the training module's, in Lightning's checkpoint) and frozen models given by the
+configuration. Everything else that is not plain (the training data, views of training, embed
+functions, threads, locks; any object whose class sets ``persistent = False``) is left out: it
+is rebuilt from the configuration, not restored. Names left out are listed in ``__skipped__``,
+which tests use to see that nothing that matters was dropped.
 """
 
 from __future__ import annotations
@@ -33,20 +34,10 @@ import importlib
 import random
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-
-from hnm.types import Stateful
-
-
-@runtime_checkable
-class Settles(Protocol):
-    """A part with background work (ANCE's asynchronous refresh): ``settle()`` finishes it and
-    leaves its result in the part's attributes, before a checkpoint captures them."""
-
-    def settle(self) -> None: ...
 
 _PLAIN = (type(None), bool, int, float, str, bytes)
 
@@ -57,17 +48,6 @@ class _NoTarget(Exception):
 
 # the numpy bit generators a checkpoint may name (a name is looked up in numpy.random)
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-
-
-def _own_state_dict(part: Any) -> bool:
-    """A part with a ``state_dict`` of its own (:class:`~hnm.types.Stateful`), not the one
-    every ``nn.Module`` and Lightning callback inherits (which misses plain attributes)."""
-    import lightning as L
-
-    if not isinstance(part, Stateful):
-        return False
-    inherited = {torch.nn.Module.state_dict, L.Callback.state_dict}
-    return getattr(type(part), "state_dict", None) not in inherited
 _SKIP = object()
 # what every nn.Module keeps (hooks, registries, its mode): never a part's own state
 _MODULE_INTERNALS = set(vars(torch.nn.Module())) | {"_modules", "_parameters", "_buffers"}
@@ -91,7 +71,7 @@ def _encode(value: Any, skip: set[int], depth: int, refs: dict[int, str]) -> Any
         return value
     if id(value) in refs:  # one of the run's own objects: restored as a reference to it
         return {"__ref__": refs[id(value)]}
-    if depth > _MAX_DEPTH or id(value) in skip:
+    if depth > _MAX_DEPTH or id(value) in skip or getattr(type(value), "persistent", True) is False:
         return _SKIP
     if isinstance(value, torch.nn.Parameter) or (isinstance(value, torch.Tensor)
                                                   and id(value) in skip):
@@ -154,9 +134,7 @@ def capture(part: Any, skip: set[int] | None = None, depth: int = 0,
     refer to, kept as references and set back by :func:`restore` from its ``objects``."""
     skip = set() if skip is None else skip
     refs = {} if refs is None else refs
-    if depth == 0 and _own_state_dict(part):
-        return {"__stateful__": part.state_dict()}
-    exclude = {*exclude, *getattr(type(part), "restored_by_lightning", ())}
+    exclude = set(exclude)
     names = {k: v for k, v in (vars(part) if hasattr(part, "__dict__") else {}).items()
              if k not in exclude}
     out: dict[str, Any] = {}
@@ -214,7 +192,7 @@ def _decode(value: Any, current: Any, objects: dict[str, Any]) -> Any:
         return gen
     if "__module_state__" in value:
         if not isinstance(current, torch.nn.Module):
-            raise _NoTarget  # built later by its part (a lazily made key encoder)
+            raise _NoTarget  # not built by its part (yet)
         current.load_state_dict(value["__module_state__"])
         current.train(bool(value.get("training", False)))
         return current
@@ -272,16 +250,29 @@ def restore(part: Any, state: dict[str, Any], objects: dict[str, Any] | None = N
     that exist already are restored in place; references to the run's own objects are set to
     ``objects[name]``)."""
     objects = {} if objects is None else objects
-    if "__stateful__" in state and _own_state_dict(part):
-        part.load_state_dict(state["__stateful__"])
-        return
     for name, value in state.items():
         if name == "__skipped__":
             continue
         try:
             setattr(part, name, _decode(value, getattr(part, name, None), objects))
-        except _NoTarget:  # its part rebuilds it (and restores it from its own extra state)
+        except _NoTarget:  # a model its part has not built (yet): left to the part
             continue
+
+
+class PartState:
+    """:class:`~hnm.types.Stateful` over a part's attributes (see the module's docstring):
+    ``state_dict()`` captures every attribute but those named in ``not_state`` (by this class
+    or any base), ``load_state_dict()`` sets them back (objects and models that exist already
+    are restored in place)."""
+
+    not_state: ClassVar[tuple[str, ...]] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        names = {n for cls in type(self).__mro__ for n in vars(cls).get("not_state", ())}
+        return capture(self, exclude=names)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        restore(self, state)
 
 
 # -- the process's random generators ---------------------------------------------------------

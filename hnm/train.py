@@ -25,7 +25,6 @@ from hnm.cache import from_config as cache_from_config
 from hnm.callbacks.checkpoint import RunCheckpoint, StopRequest, interrupts
 from hnm.callbacks.curve import TrainCurve
 from hnm.callbacks.progress import progress_lines
-from hnm.callbacks.refresh import MinerRefresh, SamplerRefresh
 from hnm.callbacks.val_curve import ValCurve
 from hnm.compare.files import write_eval_outputs
 from hnm.config_check import check_kwargs, check_node, instantiate
@@ -36,7 +35,7 @@ from hnm.encoders.embed import embed_fn
 from hnm.errors import ConfigError, HnmError, StartRefused, check_range
 from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
-from hnm.modules.telemetry import time_split
+from hnm.parts import RunParts
 from hnm.report import before_after_table, print_table
 from hnm.runcontext import (
     CONTEXT_FILE,
@@ -60,13 +59,11 @@ from hnm.runinfo import (
     write_text,
 )
 from hnm.strategy_report import check_can_act, effect_metrics, warn_no_effect
-from hnm.types import ConfiguresModule, EmbedFn, ProvidesMiner, SavesModels
+from hnm.types import EmbedFn, ProvidesMiner, SavesModels
 
 log = logging.getLogger(__name__)
 # the config groups whose nodes are instantiated (checked against their signatures first)
 GROUPS = ("data", "encoder", "loss", "sampler", "miner", "negatives", "eval", "trainer", "poison")
-for _noisy in ("faiss.loader", "sentence_transformers.base.model", "httpx"):
-    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 def load_data(cfg: DictConfig) -> RetrievalData:
@@ -127,16 +124,13 @@ class Run:
     data: RetrievalData
     pairs: TrainPairs
     encoder: Any
-    miner: Any
-    strategies: list[Any]
-    strategy_names: list[str]
+    parts: RunParts
     evaluator: Any
     embed: EmbedFn
     dm: RetrievalDataModule
     module: RetrievalModule
     loggers: list[Any]
     trainer: L.Trainer
-    sampler_refresh: SamplerRefresh
     t_start: float
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -165,18 +159,10 @@ class Run:
         """The evaluated split: the stage name of the final evaluation's metric keys."""
         return str(self.cfg.data.eval_split)
 
-    def parts(self) -> dict[str, Any]:
-        """Configured strategies by report name: ``sampler``, ``miner``, ``negatives/<name>``,
-        ``loss`` (only those the user added, and the loss)."""
-        out: dict[str, Any] = {}
-        if self.cfg.get("sampler"):
-            out["sampler"] = self.dm.batch_sampler
-        if self.cfg.get("miner") and self.miner is not None:
-            out["miner"] = self.miner
-        for name, s in zip(self.strategy_names, self.strategies):
-            out[f"negatives/{name}"] = s
-        out["loss"] = self.module.loss_fn
-        return out
+    @property
+    def miner(self) -> Any:
+        """The run's miner (``+miner``, or the batch sampler's own negatives), or None."""
+        return self.parts.miner
 
 
 def run_context(cfg: DictConfig, data: RetrievalData, pairs: TrainPairs, evaluator: Any,
@@ -273,7 +259,8 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     encoder = instantiate(cfg.encoder, "encoder")
     loss = instantiate(cfg.loss, "loss")
     sampler_factory = instantiate(cfg.sampler, "sampler") if cfg.get("sampler") else None
-    miner = instantiate(cfg.miner, "miner") if cfg.get("miner") else None
+    miner = (instantiate(cfg.miner, "miner", _partial_=True)(data=data, pairs=pairs)
+             if cfg.get("miner") else None)
     named = build_named_strategies(cfg)
     strategies = list(named.values())
     evaluator = build_evaluator(cfg, data, poisoning)
@@ -285,21 +272,31 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
                           "batch_size or set data.drop_last=false")
     from_sampler = miner is None and isinstance(dm.batch_sampler, ProvidesMiner)
     if from_sampler:
-        miner = dm.batch_sampler.as_miner()  # type: ignore[union-attr]  # TAS-B's negatives
+        miner = dm.batch_sampler.as_miner()  # type: ignore[attr-defined]  # TAS-B's negatives
+    parts = RunParts(sampler=dm.batch_sampler, loss=loss, miner=miner, negatives=named,
+                     configured=tuple(k for k in ("sampler", "miner") if cfg.get(k)))
+    parts.check_stateful()
+    cache = cache_from_config(cfg.get("cache"), cfg.paths.cache_dir)
+    stop = StopRequest()
+    ck = dict(cfg.get("checkpoint") or {})
+    metrics: dict[str, float] = {}
+    timings: dict[str, float] = {}
+    checkpoints = RunCheckpoint(out / "checkpoints", state=ckpt_io.RunState(parts, cfg, metrics,
+                                                                            timings),
+                                every_n_steps=ck.get("every_n_steps", 1000),
+                                every_minutes=ck.get("every_minutes", 30.0),
+                                keep=ck.get("keep", 2), request=stop)
     module = RetrievalModule(encoder=encoder, loss=loss, pairs=pairs, miner=miner,
-                             negatives=strategies, **cfg.module)
-    if isinstance(miner, ConfiguresModule):
-        miner.configure_module(module)  # e.g. ADORE's frozen document encoder
+                             negatives=strategies, sampler=dm.batch_sampler,
+                             hooks=[checkpoints], cache=cache,
+                             refresh_batch_size=cfg.eval.batch_size, **cfg.module)
     context = run_context(cfg, data, drawn, evaluator, encoder)
     loggers = build_loggers(cfg.get("logger"), str(out), context["group"], context["name"],
                             {**config, "strategy": context["strategy"],
                              "overrides": context["overrides"]},
                             dashboards.tags(context["strategy"], config))
-    sampler_refresh = SamplerRefresh(dm.batch_sampler, cfg.eval.batch_size)
-    dm.before_first_batches.append(sampler_refresh.prepare)
-    callbacks: list[L.Callback] = [sampler_refresh]
-    if miner is not None:
-        callbacks.append(MinerRefresh(miner, cfg.eval.batch_size))
+    # first: a resume's restore precedes every other callback of the first batch
+    callbacks: list[L.Callback] = [checkpoints]
     val_curve = build_val_curve(cfg, data, out)
     if val_curve is not None:
         callbacks.append(val_curve)
@@ -310,13 +307,6 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
         if val_curve is not None:
             val_curve.resume_step = curve.resume_step
     callbacks.append(curve)
-    stop = StopRequest()
-    ck = dict(cfg.get("checkpoint") or {})
-    checkpoints = RunCheckpoint(out / "checkpoints", state=None,
-                                every_n_steps=ck.get("every_n_steps", 1000),
-                                every_minutes=ck.get("every_minutes", 30.0),
-                                keep=ck.get("keep", 2), request=stop)
-    callbacks.insert(0, checkpoints)  # first: a resume's restore precedes every refresh
     lines = progress_lines(cfg.get("progress"), cfg.trainer)  # logs that are not a terminal
     if lines is not None:
         callbacks.append(lines)
@@ -324,21 +314,18 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
         logger=loggers or False, callbacks=callbacks, default_root_dir=str(out),
         enable_checkpointing=False,  # RunCheckpoint writes them (atomically, with hnm's state)
         **({"enable_progress_bar": False} if lines is not None else {}))
-    run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, miner=miner,
-              strategies=strategies, strategy_names=list(named), evaluator=evaluator,
+    run = Run(cfg=cfg, out=out, data=data, pairs=pairs, encoder=encoder, parts=parts,
+              evaluator=evaluator, metrics=metrics, timings=timings,
               embed=embed_fn(encoder, cfg.eval.batch_size), dm=dm, module=module,
-              loggers=loggers, trainer=trainer, sampler_refresh=sampler_refresh,
-              t_start=t_start, miner_from_sampler=from_sampler and miner is not None,
-              start_embed=frozen_embed_fn(encoder, cfg.eval.batch_size),
-              cache=cache_from_config(cfg.get("cache"), cfg.paths.cache_dir),
+              loggers=loggers, trainer=trainer, t_start=t_start,
+              miner_from_sampler=from_sampler and miner is not None,
+              start_embed=frozen_embed_fn(encoder, cfg.eval.batch_size), cache=cache,
               resume_path=resume_path,
               resume_state=None if resume_ckpt is None else resume_ckpt["hnm"],
               checkpoints=checkpoints, stop=stop, context=context, val_curve=val_curve,
               load=LoadMonitor().start(), nograd_start=counting.nograd_texts(),
               grad_start=counting.grad_texts())
-    checkpoints.state = lambda batches_done: ckpt_io.run_state(run, batches_done)
-    module.after_batch.append(checkpoints.after_batch)
-    check_can_act(run.parts(), trainer, len(dm.batch_sampler))
+    check_can_act(parts.reported(), trainer, len(dm.batch_sampler))
     if env_rank() == 0 and resume_path is not None:  # until now a failure left its status
         write_status(out, "running", resumed_from=str(resume_path))
     return run
@@ -360,12 +347,10 @@ def prepare(run: Run) -> None:
         run.timings["time/zero_shot_eval_s"] = time.perf_counter() - t0
         dashboards.log_at(run.loggers, zero_shot, step=0)  # the curves' starting point
     if run.miner is not None and not run.miner_from_sampler:  # TAS-B's come with its refresh
-        t0 = time.perf_counter()
-        stats = run.miner.mine(run.data, run.pairs, embed, embed) or {}
-        run.timings["time/mine_s"] = time.perf_counter() - t0
+        stats = run.module.refresher.mine(run.miner, run.data, run.pairs, embed)
+        run.timings["time/mine_s"] = run.module.clock.mine_s  # also in time/refresh_frac
         run.metrics.update({f"mine/{k}": float(v) for k, v in stats.items()
                             if isinstance(v, (int, float))})
-    run.module.timings["mine_s"] = run.timings.get("time/mine_s", 0.0)  # in time/refresh_frac
 
 
 def restore_resumed(run: Run) -> None:
@@ -410,7 +395,7 @@ def fit(run: Run) -> None:
     if run.stop.signum is not None:
         interrupted(run)
     finish_relaunch()  # DDP launcher: close the process group before the next job of a sweep
-    run.timings.update({f"time/{k}": v for k, v in time_split(run.module.timings).items()})
+    run.timings.update({f"time/{k}": v for k, v in run.module.timings().items()})
 
 
 def interrupted(run: Run) -> None:
@@ -462,7 +447,7 @@ def report(run: Run) -> float:
     metrics["train/pairs"] = float(len(run.pairs))
     metrics["train/steps"] = float(trainer.global_step)
     metrics.update(compute_metrics(run))
-    effects = effect_metrics(run.parts())
+    effects = effect_metrics(run.parts.reported())
     metrics.update(effects)
     later = {k: v for k, v in metrics.items() if not k.startswith("zero_shot/")}
     dashboards.log_at(run.loggers, later, step=trainer.global_step, skip_tensorboard=True)
@@ -475,7 +460,7 @@ def report(run: Run) -> float:
     if not (out / "config.yaml").exists():
         write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     print_table(before_after_table(metrics, run.data.name, after=run.split, split=run.split))
-    warn_no_effect(effects, list(run.parts()))
+    warn_no_effect(effects, list(run.parts.reported()))
     print(f"run folder: {out}")
     hint = dashboards.wandb_hint(run.loggers, out)
     if hint:

@@ -45,7 +45,7 @@ def child(mode: str, model_name: str, batch_size: int, chunk_size: int, max_len:
     from hnm.data.stdlib_code import load_stdlib_code
     from hnm.encoders import encode_with_grad, minilm_encoder, tiny_encoder
     from hnm.losses import CachedInfoNCELoss, InfoNCELoss
-    from hnm.modules.context import ScoreContext
+    from hnm.types import ScoreContext
 
     model = (minilm_encoder(max_seq_length=max_len) if model_name == "minilm"
              else tiny_encoder(max_seq_length=max_len, seed=0))

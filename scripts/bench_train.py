@@ -77,10 +77,16 @@ class LightningClock(L.Callback):
 
 
 class Timed:
-    """Wraps a negative strategy and accumulates the time spent in it."""
+    """Wraps a negative strategy and accumulates the time spent in it: its in-batch call and
+    the other phases it declares (``phases`` and their hooks are the inner strategy's)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.seconds, self.calls = inner, 0.0, 0
+        self.phases = tuple(inner.phases)
+        for name in ("after_loss", "on_optimizer_step", "on_step_end", "models", "bind"):
+            hook = getattr(inner, name, None)
+            if callable(hook):
+                setattr(self, name, self._timed(hook))
 
     def __call__(self, ctx: Any) -> Any:
         t = time.perf_counter()
@@ -89,25 +95,14 @@ class Timed:
         self.calls += 1
         return out
 
-    def _hook(self, name: str, module: Any) -> None:
-        after = getattr(self.inner, name, None)
-        if after is not None:
+    def _timed(self, hook: Any) -> Any:
+        def timed(*args: Any) -> Any:
             t = time.perf_counter()
-            after(module)
+            out = hook(*args)
             self.seconds += time.perf_counter() - t
+            return out
 
-    def on_step_end(self, module: Any) -> None:
-        self._hook("on_step_end", module)
-
-    def on_optimizer_step(self, module: Any) -> None:
-        self._hook("on_optimizer_step", module)
-
-    def after_loss(self, ctx: Any, per_query: Any) -> None:
-        after = getattr(self.inner, "after_loss", None)  # DBPM records its loss history here
-        if after is not None:
-            t = time.perf_counter()
-            after(ctx, per_query)
-            self.seconds += time.perf_counter() - t
+        return timed
 
     def frozen_models(self) -> list[Any]:
         inner = getattr(self.inner, "frozen_models", None)
@@ -129,16 +124,15 @@ def run_hnm(cfg: Any, pairs: Any, steps: int, strategies: list[Any] = (),
     from hnm.data.datamodule import RetrievalDataModule
     from hnm.modules.retrieval import RetrievalModule
 
+    timed = [Timed(s) for s in strategies]
     module = RetrievalModule(encoder=instantiate(cfg.encoder), loss=instantiate(cfg.loss),
-                             pairs=pairs, negatives=list(strategies),
-                             **{**cfg.module, "dropout": dropout})
-    module.strategies = [Timed(s) for s in module.strategies]
+                             pairs=pairs, negatives=timed, **{**cfg.module, "dropout": dropout})
     clock = StepClock()
     trainer = instantiate(cfg.trainer, _partial_=True)(
         logger=False, callbacks=[LightningClock(clock, dropout)], enable_checkpointing=False,
         enable_progress_bar=False, max_steps=steps, default_root_dir=tempfile.mkdtemp())
     trainer.fit(module, datamodule=RetrievalDataModule(pairs, cfg.batch_size, seed=cfg.seed))
-    return clock, module.strategies
+    return clock, timed
 
 
 def run_st(cfg: Any, pairs: Any, steps: int) -> StepClock:

@@ -85,7 +85,7 @@ def table(out: Path) -> None:
             if r["metric"] == "ndcg@10"]
     refused = json.loads((out / "refused.json").read_text()) if (
         out / "refused.json").is_file() else {}
-    print(f"\n| option | seeds | dev nDCG@10 | Δ [95% CI] | Holm p | verdict | fit × baseline |")
+    print("\n| option | seeds | dev nDCG@10 | Δ [95% CI] | Holm p | verdict | fit × baseline |")
     print("|---|--:|--:|---|--:|---|--:|")
     for r in rows:
         if r["baseline"] == "True":

@@ -8,10 +8,13 @@ recordings: the check that a restructuring changed no behaviour.
 the baseline and once per option of the strategy groups (samplers, miners, in-batch negatives,
 losses), each in its own folder with a cold embedding cache, and stores per option the
 training loss of every step (read at full precision from the CSV logger) and every metric of
-``metrics.json`` except timings and cache counters. ``compare`` prints one line per option
+``metrics.json`` except timings, cache counters and the machine's figures (CPU time, load),
+which change from one run of the same code to the next. ``compare`` prints one line per option
 with the largest difference of the loss curve and of the metrics, and exits 1 when any option
-differs by more than ``--tol`` or ran in one recording only. Extra Hydra overrides (e.g. a
-knob whose default another change moved on purpose) go after ``--``.
+differs by more than ``--tol`` or ran in one recording only; ``--common-keys`` compares the
+metrics both recordings hold (one of an older commit may lack figures added since) and says
+how many it left out. Extra Hydra overrides (e.g. a knob whose default another change moved on
+purpose) go after ``--``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ NEEDS = {
     "miner/ar2": ["miner.refresh_every_n_steps=2"],
 }
 BASE = ["experiment=smoke", "logger=csv", "trainer.log_every_n_steps=1"]
-SKIP_PREFIXES = ("time/", "cache/")
+SKIP_PREFIXES = ("time/", "cache/", "mine/time_")
+# the machine's figures: they change from one run of the same code to the next
+SKIP_KEYS = ("compute/cpu_s", "compute/load_mean", "compute/other_load")
+
+
+def kept(key: str) -> bool:
+    """A metric that behaviour decides (not a timing, a cache counter or the machine's load)."""
+    return not key.startswith(SKIP_PREFIXES) and key not in SKIP_KEYS
 
 
 def options() -> list[str]:
@@ -104,8 +114,7 @@ def record(out: Path, only: list[str], extra: list[str]) -> None:
         if rc == 0:
             metrics = json.loads((folder / "metrics.json").read_text())
             entry["loss"] = read_losses(folder)
-            entry["metrics"] = {k: v for k, v in sorted(metrics.items())
-                                if not k.startswith(SKIP_PREFIXES)}
+            entry["metrics"] = {k: v for k, v in sorted(metrics.items()) if kept(k)}
         result[option] = entry
         print(f"{option:28s} rc={rc} steps={len(entry.get('loss', []))} "
               f"{entry['seconds']:.0f}s", flush=True)
@@ -128,7 +137,7 @@ def _maxdiff(a: list[float] | dict, b: list[float] | dict) -> float:
     return max((abs(x - y) for x, y in zip(a, b)), default=0.0)
 
 
-def compare(before: Path, after: Path, tol: float) -> int:
+def compare(before: Path, after: Path, tol: float, common: bool = False) -> int:
     a, b = json.loads(before.read_text()), json.loads(after.read_text())
     print(f"before: {a['_meta']}\nafter:  {b['_meta']}")
     print(f"| option | steps | max |Δ loss| | max |Δ metric| | same (tol {tol:g}) |")
@@ -140,10 +149,19 @@ def compare(before: Path, after: Path, tol: float) -> int:
             bad += 1
             print(f"| {option} | - | - | - | NO (rc {x and x['rc']} / {y and y['rc']}) |")
             continue
-        dl, dm = _maxdiff(x["loss"], y["loss"]), _maxdiff(x["metrics"], y["metrics"])
+        mx = {k: v for k, v in x["metrics"].items() if kept(k)}  # an older recording's too
+        my = {k: v for k, v in y["metrics"].items() if kept(k)}
+        note = ""
+        if common:
+            left_out = len(set(mx) ^ set(my))
+            mx = {k: v for k, v in mx.items() if k in my}
+            my = {k: v for k, v in my.items() if k in mx}
+            note = f" ({len(mx)} metrics; {left_out} in one recording only)"
+        dl, dm = _maxdiff(x["loss"], y["loss"]), _maxdiff(mx, my)
         same = dl <= tol and dm <= tol
         bad += not same
-        print(f"| {option} | {len(y['loss'])} | {dl:.2e} | {dm:.2e} | {'yes' if same else 'NO'} |")
+        print(f"| {option} | {len(y['loss'])} | {dl:.2e} | {dm:.2e} | "
+              f"{'yes' if same else 'NO'}{note} |")
     print(f"{bad} option(s) differ")
     return 1 if bad else 0
 
@@ -162,13 +180,15 @@ def main() -> None:
     c.add_argument("before", type=Path)
     c.add_argument("after", type=Path)
     c.add_argument("--tol", type=float, default=1e-6)
+    c.add_argument("--common-keys", action="store_true",
+                   help="compare only the metrics both recordings hold")
     args = p.parse_args(argv)
     if args.cmd == "record":
         if args.out.exists():
             sys.exit(f"{args.out} exists; choose a new file")
         record(args.out, args.only, extra)
     else:
-        sys.exit(compare(args.before, args.after, args.tol))
+        sys.exit(compare(args.before, args.after, args.tol, args.common_keys))
 
 
 if __name__ == "__main__":

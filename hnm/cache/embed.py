@@ -16,8 +16,10 @@ fingerprint of its current weights (recomputed whenever a parameter's version co
 so it could never be served another model's embeddings.
 
 The active cache is process-wide run infrastructure (like logging), set by ``hnm train``,
-``hnm eval`` and ``hnm mine`` with :func:`activate`; strategies never see it, and without one
-:func:`frozen_embed_fn` is exactly ``embed_fn``.
+``hnm eval`` and ``hnm mine`` with :func:`activate` for the passes outside training steps (the
+zero-shot and final evaluations, the first mining); inside a step a part gets its frozen
+embedder from its :class:`~hnm.types.TrainingView`, which holds the run's cache explicitly.
+Without a cache :func:`frozen_embed_fn` is exactly ``embed_fn``.
 """
 
 from __future__ import annotations
@@ -182,27 +184,37 @@ def from_config(node: Any, cache_dir: str | None = None) -> EmbeddingCache:
                           max_gb=float(node.get("max_gb", 20.0)))
 
 
-def frozen(model: Any, inner: EmbedFn, **settings: Any) -> EmbedFn:
+class _Active:
+    """The cache of the command running now (:func:`active`), looked up at every call."""
+
+
+ACTIVE: Any = _Active()
+
+
+def frozen(model: Any, inner: EmbedFn, cache: EmbeddingCache | None = ACTIVE,
+           **settings: Any) -> EmbedFn:
     """``inner`` (an embed function of ``model``, whose weights do not change during a call)
-    served through the active cache; ``settings`` are everything besides the model that
-    shapes ``inner``'s output (they become part of the key)."""
+    served through ``cache`` (by default the active one, looked up at every call; None: no
+    cache); ``settings`` are everything besides the model that shapes ``inner``'s output (they
+    become part of the key). Texts asked for are counted either way (:mod:`hnm.counting`)."""
 
     def f(texts: Sequence[str]) -> np.ndarray:
         with counting.asked(len(texts)):
-            cache = active()
-            if cache is None:
+            store = active() if isinstance(cache, _Active) else cache
+            if store is None:
                 return inner(texts)
-            return cache.embed(model, texts, inner, settings)
+            return store.embed(model, texts, inner, settings)
 
     return f
 
 
 def frozen_embed_fn(model: Any, batch_size: int = 64, desc: str | None = None,
-                    progress: bool = True, **kwargs: Any) -> EmbedFn:
-    """:func:`hnm.encoders.embed.embed_fn` for a pass with frozen weights, through the active
-    cache; extra ``kwargs`` go to ``embed_fn`` and into the key."""
+                    progress: bool = True, cache: EmbeddingCache | None = ACTIVE,
+                    **kwargs: Any) -> EmbedFn:
+    """:func:`hnm.encoders.embed.embed_fn` for a pass with frozen weights, through ``cache``
+    (by default the active one; a part inside a training step is handed the run's cache by its
+    :class:`~hnm.types.TrainingView`); extra ``kwargs`` go to ``embed_fn`` and into the key."""
     from hnm.encoders.embed import embed_fn
 
     inner = embed_fn(model, batch_size, desc=desc, progress=progress, **kwargs)
-    return frozen(model, inner, fn="embed_fn", normalize=True, **kwargs)
-
+    return frozen(model, inner, cache, fn="embed_fn", normalize=True, **kwargs)

@@ -8,9 +8,10 @@ it. Each file is written to a temporary name in the same folder, flushed to disk
 into place, so a run killed while writing leaves the previous checkpoint intact; the newest
 ``checkpoint.keep`` step files are kept (``last.ckpt`` is a hard link to the newest).
 
-The checkpoint of a batch is cut at the very end of it, after the training module's own
-batch-end work (the queue's enqueue, the momentum update; the module calls
-:meth:`RunCheckpoint.after_batch`), so that it holds the state the next batch starts from.
+The checkpoint of a batch is cut at the very end of it, in the step's last phase
+(``Phase.CHECKPOINT``: the training module calls :meth:`RunCheckpoint.after_batch` after the
+parts' optimizer-step and step-end hooks, the queue's momentum update and enqueue), so that it
+holds the state the next batch starts from.
 
 Each checkpoint carries, under ``checkpoint["hnm"]``, the state of every part of the run and
 its position in the epoch (:mod:`hnm.checkpoint`), so ``hnm train resume=<run folder>``
@@ -31,6 +32,7 @@ from typing import Any
 import lightning as L
 
 from hnm.errors import check_range
+from hnm.types import Phase
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +79,15 @@ def _replace_durably(tmp: Path, final: Path) -> None:
 class RunCheckpoint(L.Callback):
     """Args:
         folder: where checkpoints go (``<run folder>/checkpoints``).
-        state: ``state(batches_done) -> dict``, the run's ``checkpoint["hnm"]``.
+        state: ``state(trainer, module, batches_done) -> dict``, the run's
+            ``checkpoint["hnm"]`` (:class:`hnm.checkpoint.RunState`).
         every_n_steps: optimizer steps between checkpoints (null: none by steps).
         every_minutes: minutes between checkpoints (null: none by time).
         keep: step checkpoints kept besides ``last.ckpt``'s (the newest ones).
         request: the interrupt flag that :func:`interrupts` sets.
     """
+
+    phases = (Phase.CHECKPOINT,)
 
     def __init__(self, folder: str | Path, state: Any, every_n_steps: int | None = 1000,
                  every_minutes: float | None = 30.0, keep: int = 2,
@@ -121,8 +126,8 @@ class RunCheckpoint(L.Callback):
             restore()
 
     def after_batch(self, trainer: L.Trainer) -> None:
-        """The end of a training batch, after the module's own batch-end work (the parts'
-        step-end hooks), which a checkpoint must include: the training module calls it."""
+        """``Phase.CHECKPOINT``: the end of a training batch, after the parts' step-end hooks,
+        which a checkpoint must include (the training module calls it)."""
         self._batches_done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
         step = int(trainer.global_step)
         stop = self.request.signum is not None or bool(getattr(trainer, "received_sigterm",
@@ -147,7 +152,7 @@ class RunCheckpoint(L.Callback):
     # -- what --------------------------------------------------------------------------------
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: Any,
                            checkpoint: dict[str, Any]) -> None:
-        checkpoint["hnm"] = self.state(self._batches_done)
+        checkpoint["hnm"] = self.state(trainer, pl_module, self._batches_done)
 
     def save(self, trainer: L.Trainer) -> Path:
         step = int(trainer.global_step)

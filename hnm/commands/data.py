@@ -96,7 +96,7 @@ def compose(overrides: list[str]) -> DictConfig:
 def check(cfg: DictConfig, knobs: dict[str, Any]) -> list[Overlap]:
     """Load the data, run the check, print the table and examples; returns the overlaps."""
     from hnm.config_check import instantiate
-    from hnm.entry import user_message
+    from hnm.hydra_errors import user_message
 
     examples = int(knobs.pop("examples", 5))
     output = knobs.pop("output", None)

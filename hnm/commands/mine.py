@@ -44,7 +44,7 @@ def mine(cfg: DictConfig) -> Path:
     check_mine_output(cfg, out.parent)  # before mining: the file is new and can be written
     data = load_data(cfg)
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
-    miner = instantiate(cfg.miner, "miner")
+    miner = instantiate(cfg.miner, "miner", _partial_=True)(data=data, pairs=pairs)
     log.info("mining %s for %d training queries of %s (%d documents)", type(miner).__name__,
              len(set(pairs.qids)), data.name, len(data.corpus))
     if getattr(miner, "uses_encoder", True):

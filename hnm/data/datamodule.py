@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import lightning as L
 import torch
@@ -41,6 +41,13 @@ class PairCollator:
         }
 
 
+@runtime_checkable
+class StartsEpochs(Protocol):
+    """A training module that runs ``Phase.EPOCH_START`` for the epoch about to start."""
+
+    def start_epoch(self, epoch: int) -> None: ...
+
+
 class RetrievalDataModule(L.LightningDataModule):
     """Serves training batches composed by ``sampler``.
 
@@ -66,9 +73,6 @@ class RetrievalDataModule(L.LightningDataModule):
                                                    seed=seed, drop_last=drop_last)
         self.num_workers = num_workers
         self.per_device_batch_size = int(batch_size)
-        # called with (trainer, module) in train_dataloader, before Lightning builds the first
-        # batch iterator: whatever shapes the first batches must be computed here
-        self.before_first_batches: list[Callable[[Any, Any], None]] = []
         self._skip: tuple[int, Callable[[], None] | None] = (0, None)
 
     def skip_first(self, batches: int, after: Callable[[], None] | None = None) -> None:
@@ -103,9 +107,14 @@ class RetrievalDataModule(L.LightningDataModule):
         self.batch_sampler = ShardedBatchSampler(inner, world, int(trainer.global_rank))
 
     def train_dataloader(self) -> DataLoader:
+        """The epoch's batches. Lightning asks for them (and builds the epoch-0 iterator, or a
+        resumed epoch's) before any epoch-start hook, so the training module's
+        ``Phase.EPOCH_START`` (the sampler's epoch and refresh) runs here first, with the
+        checkpoint, the devices and, under DDP, the process group in place."""
         self._shard_for_devices()
-        for prepare in self.before_first_batches:
-            prepare(self.trainer, self.trainer.lightning_module)
+        module = getattr(self.trainer, "lightning_module", None)
+        if isinstance(module, StartsEpochs):
+            module.start_epoch(self.trainer.current_epoch)  # type: ignore[union-attr]
         sampler: Any = self.batch_sampler
         if self._skip[0]:
             sampler = _SkipFirst(self.batch_sampler, *self._skip)

@@ -26,6 +26,8 @@ class RetrievalData:
         qrels: split -> query id -> doc id -> graded relevance (int, > 0 is relevant).
     """
 
+    persistent = False  # rebuilt from the configuration, never part of a checkpoint
+
     name: str
     corpus: dict[str, dict[str, str]]
     queries: dict[str, str]
@@ -89,6 +91,8 @@ class TrainPairs:
     ``positives[qid]`` holds *every* known positive of a query (for false-negative masking and
     for excluding positives from mined negatives), while each pair names one of them.
     """
+
+    persistent = False  # rebuilt from the configuration, never part of a checkpoint
 
     data: RetrievalData
     qids: list[str]

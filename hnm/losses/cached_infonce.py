@@ -14,7 +14,8 @@ from hnm.dist import world as dist_world
 from hnm.encoders.embed import encode_with_grad, forward, tokenize
 from hnm.errors import ConfigError, check_range
 from hnm.losses.infonce import InfoNCELoss
-from hnm.modules.context import ScoreContext
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext
 
 
 @dataclass
@@ -83,7 +84,7 @@ class _CachedEmbeddings(torch.autograd.Function):
         return None, None
 
 
-class CachedInfoNCELoss:
+class CachedInfoNCELoss(PartState):
     """InfoNCE with GradCache: the gradients of the whole batch, the memory of one chunk.
 
     In-batch negatives get harder and more numerous as the batch grows, but a plain training
@@ -135,6 +136,8 @@ class CachedInfoNCELoss:
     Recommended with: large batches (``batch_size=256`` and up) on limited memory, with any
     sampler and negative strategy; for small batches plain ``infonce`` is faster.
     """
+
+    phases = (Phase.ENCODE, Phase.LOSS)
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False,
                  symmetric_weight: float = 1.0, chunk_size: int = 32,

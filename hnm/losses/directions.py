@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_choice, check_range
-from hnm.modules.context import ScoreContext
+from hnm.losses.masks import symmetric_mask
+from hnm.types import ScoreContext
 
 DIRECTIONS: tuple[str, ...] = ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")
 PARTITION_MODES: tuple[str, ...] = ("joint", "per_direction")
@@ -90,8 +91,6 @@ def same_query_mask(ctx: ScoreContext) -> Tensor:
     """(B, B) bool for query_to_query: True where query ``j`` must not be a negative of query
     ``i``: itself, a duplicate (same id or text), the same positive, or a query whose positive is
     masked for ``i`` (or ``i``'s for ``j``) in the forward term."""
-    from hnm.losses.infonce import symmetric_mask
-
     same = symmetric_mask(ctx)  # [i, j] = query j is no negative of positive i
     same = same | same.T
     same.fill_diagonal_(True)
@@ -125,8 +124,6 @@ def direction_rows(ctx: ScoreContext, directions: Sequence[str], temperature: fl
                 qq = (q @ q.T) / temperature
                 rows.append(qq.masked_fill(same_query_mask(ctx), neg_min))
             elif name == "doc_to_query":
-                from hnm.losses.infonce import symmetric_mask
-
                 dq = (pos @ q.T) / temperature
                 rows.append(dq.masked_fill(symmetric_mask(ctx), neg_min))
             else:  # doc_to_doc: the positive against every candidate but the query's own

@@ -10,7 +10,9 @@ from torch import Tensor
 
 from hnm.errors import ConfigError, check_range
 from hnm.losses.directions import check_knobs, direction_rows, directions_per_query
-from hnm.modules.context import ScoreContext
+from hnm.losses.masks import symmetric_mask
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext
 
 
 def masked_logits(ctx: ScoreContext, temperature: float) -> Tensor:
@@ -34,7 +36,7 @@ def masked_logits(ctx: ScoreContext, temperature: float) -> Tensor:
     return logits
 
 
-class InfoNCELoss:
+class InfoNCELoss(PartState):
     """InfoNCE / MultipleNegativesRankingLoss with in-batch and explicit negatives.
 
     For a batch of B queries with positives and k explicit negatives each, the candidates are the
@@ -99,6 +101,8 @@ class InfoNCELoss:
     the loss per query) and without its debiasing for false negatives (``tau_plus``).
     Recommended with any sampler; hard negatives from ``+miner=…`` enter as extra columns.
     """
+
+    phases = (Phase.LOSS,)
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False,
                  symmetric_weight: float = 1.0,
@@ -173,27 +177,3 @@ class InfoNCELoss:
         if self.hardness_mode is not None:
             out["hardness_weighted"] = float(self._hard["hardness_weighted"])
         return out
-
-
-def symmetric_mask(ctx: ScoreContext) -> Tensor:
-    """(B, B) bool: True where query ``j`` must not be a negative of positive ``i`` (``i != j``):
-    the same query (id or text), the same positive id, or positive ``i`` masked for query ``j``
-    in the forward term (a known positive, or a strategy's mask)."""
-    same = _same_ids(ctx.qids, ctx.mask.device) | _same_ids(ctx.pos_ids, ctx.mask.device)
-    same |= _same_texts(ctx.queries, ctx.mask.device)
-    same |= ctx.mask[:, ctx.labels].T  # [i, j] = mask[j, labels[i]]
-    same.fill_diagonal_(False)
-    return same
-
-
-def _same_ids(ids: list[str], device: torch.device) -> Tensor:
-    index = {v: i for i, v in enumerate(dict.fromkeys(ids))}
-    codes = torch.tensor([index[v] for v in ids], device=device)
-    return codes[:, None] == codes[None, :]
-
-
-def _same_texts(texts: list[str], device: torch.device) -> Tensor:
-    """Like :func:`_same_ids`, but an empty text (unknown) equals nothing."""
-    same = _same_ids(texts, device)
-    known = torch.tensor([t != "" for t in texts], dtype=torch.bool, device=device)
-    return same & known[:, None] & known[None, :]

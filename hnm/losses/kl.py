@@ -17,10 +17,11 @@ from hnm.losses.teacher import (
     plus_infonce,
     teacher_scores,
 )
-from hnm.modules.context import ScoreContext
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext, TrainingView
 
 
-class KLDistillationLoss:
+class KLDistillationLoss(PartState):
     """KL(teacher || student) of the softmax distributions over each query's candidates.
 
     For query ``i`` let ``C_i`` be its positive and its usable negatives (not masked by a
@@ -75,6 +76,8 @@ class KLDistillationLoss:
     (``num_negatives`` >= 2), optionally with ``infonce_weight=1``.
     """
 
+    phases = (Phase.LOSS,)
+
     def __init__(self, teacher: Any = None,
                  teacher_source: Literal["auto", "context", "model"] = "auto",
                  candidates: Literal["explicit", "all"] = "all", temperature: float = 0.05,
@@ -95,6 +98,11 @@ class KLDistillationLoss:
         check_source(teacher_source, self.scorer, "kl")
         self.distilled = Distilled("kl")
         self._last_pairs = 0
+
+    def bind(self, view: TrainingView) -> None:
+        """The teacher model embeds through the run's embedding cache (the view holds it)."""
+        if self.scorer is not None:
+            self.scorer.bind(view)
 
     @property
     def temperature(self) -> float:

@@ -17,10 +17,11 @@ from hnm.losses.teacher import (
     plus_infonce,
     teacher_scores,
 )
-from hnm.modules.context import ScoreContext
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext, TrainingView
 
 
-class MarginMSELoss:
+class MarginMSELoss(PartState):
     """Mean squared error between the student's and the teacher's margins ``s(q,d+) - s(q,d-)``.
 
     For every query ``i`` and every usable negative ``j`` whose teacher score is known::
@@ -77,6 +78,8 @@ class MarginMSELoss:
     teacher scores, or ``loss.teacher=`` a cross-encoder.
     """
 
+    phases = (Phase.LOSS,)
+
     def __init__(self, teacher: Any = None,
                  teacher_source: Literal["auto", "context", "model"] = "auto",
                  candidates: Literal["explicit", "all"] = "explicit", scale: float = 1.0,
@@ -94,6 +97,11 @@ class MarginMSELoss:
         self.infonce = InfoNCELoss(temperature)
         check_source(teacher_source, self.scorer, "margin_mse")
         self.distilled = Distilled("margin_mse")
+
+    def bind(self, view: TrainingView) -> None:
+        """The teacher model embeds through the run's embedding cache (the view holds it)."""
+        if self.scorer is not None:
+            self.scorer.bind(view)
 
     @property
     def temperature(self) -> float:

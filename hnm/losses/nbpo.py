@@ -4,16 +4,18 @@ false negatives among the unlabeled candidates stop being pushed away."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_range
-from hnm.modules.context import ScoreContext
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext
 
 
-class NBPOLoss(torch.nn.Module):
+class NBPOLoss(PartState):
     """Noisy-label robust point-wise optimisation over in-batch and mined candidates.
 
     Every candidate of a query is a point with an observed label: ``y = 1`` for its labelled
@@ -41,7 +43,8 @@ class NBPOLoss(torch.nn.Module):
             midway between that batch's mean positive and mean unlabeled score, so that the
             sigmoid starts where this encoder's scores lie (a random encoder scores everything
             near 1, a trained one spreads them).
-        learn_bias: train ``b`` with the model (a parameter of the training module).
+        learn_bias: train ``b`` with the model (a parameter of the model this loss declares,
+            the training module's ``nbpo``).
         flip_rate: ``eps`` in [0, 1): fixed, or the starting value when learned.
         learn_flip: estimate ``eps`` by maximum likelihood with the model
             (``eps = sigmoid(theta)``; needs ``flip_rate > 0``).
@@ -66,6 +69,9 @@ class NBPOLoss(torch.nn.Module):
     on sparsely judged data, e.g. MS MARCO), ``flip_rate`` 0.05-0.3.
     """
 
+    phases = (Phase.LOSS,)
+    not_state = ("model",)  # a model it declared: in Lightning's checkpoint
+
     def __init__(self, temperature: float = 0.05, bias: float | None = None,
                  learn_bias: bool = True,
                  flip_rate: float = 0.1, learn_flip: bool = False,
@@ -79,13 +85,27 @@ class NBPOLoss(torch.nn.Module):
                               "value (a rate of 0 is a logit of -inf and cannot be learned)")
         self.temperature = float(temperature)
         self.negative_weight = float(negative_weight)
-        self.bias = torch.nn.Parameter(torch.tensor(0.0 if bias is None else float(bias)),
-                                       requires_grad=bool(learn_bias))
-        # whether the bias holds its value (a buffer: a resumed run keeps the one it found)
-        self.register_buffer("bias_set", torch.tensor(bias is not None))
         theta = math.log(flip_rate / (1 - flip_rate)) if flip_rate > 0 else -math.inf
-        self.flip_logit = torch.nn.Parameter(torch.tensor(theta), requires_grad=bool(learn_flip))
+        self.model = _FlipModel(bias, bool(learn_bias), theta, bool(learn_flip))
         self._served = {"expected_false_negatives": 0.0, "unlabeled_candidates": 0}
+
+    def models(self, encoder: Any, doc_encoder: Any) -> dict[str, torch.nn.Module]:
+        """The bias and the flip rate, declared as the training module's ``nbpo``: trained by
+        its optimizer, in every checkpoint."""
+        return {"nbpo": self.model}
+
+    @property
+    def bias(self) -> torch.nn.Parameter:
+        return self.model.bias
+
+    @property
+    def flip_logit(self) -> torch.nn.Parameter:
+        return self.model.flip_logit
+
+    @property
+    def bias_set(self) -> Tensor:
+        """Whether the bias holds its value (a buffer: a resumed run keeps the one it found)."""
+        return self.model.bias_set
 
     @property
     def flip_rate(self) -> Tensor:
@@ -154,7 +174,7 @@ class NBPOLoss(torch.nn.Module):
         per_query = self.per_query(ctx)
         return (per_query * ctx.weights.to(per_query.dtype)).mean(), per_query.detach()
 
-    def forward(self, ctx: ScoreContext) -> Tensor:  # type: ignore[override]
+    def __call__(self, ctx: ScoreContext) -> Tensor:
         return self.loss_and_per_query(ctx)[0]
 
     def effect(self) -> dict[str, float]:
@@ -164,3 +184,17 @@ class NBPOLoss(torch.nn.Module):
         return {"expected_false_negatives": float(self._served["expected_false_negatives"]),
                 "unlabeled_candidates": float(self._served["unlabeled_candidates"]),
                 "flip_rate": float(self.flip_rate.detach()), "bias": float(self.bias.detach())}
+
+
+class _FlipModel(torch.nn.Module):
+    """NBPO's learnable bias ``b`` and flip logit (and whether ``b`` was set yet)."""
+
+    bias_set: Tensor
+
+    def __init__(self, bias: float | None, learn_bias: bool, theta: float,
+                 learn_flip: bool) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.tensor(0.0 if bias is None else float(bias)),
+                                       requires_grad=learn_bias)
+        self.register_buffer("bias_set", torch.tensor(bias is not None))
+        self.flip_logit = torch.nn.Parameter(torch.tensor(theta), requires_grad=learn_flip)

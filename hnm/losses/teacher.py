@@ -12,7 +12,7 @@ from hnm import counting
 from hnm.encoders.clip import clip_for
 from hnm.encoders.embed import eval_mode
 from hnm.errors import ConfigError, check_choice
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext, TrainingView
 
 CANDIDATE_CHOICES = ("explicit", "all")
 SOURCE_CHOICES = ("auto", "context", "model")
@@ -67,8 +67,10 @@ class TeacherScorer:
         batch_size: texts (or pairs) per teacher forward pass.
 
     The model is put in eval mode with gradients off, and moved to the batch's device on
-    first use.
+    first use. It holds no state of the run: it is rebuilt from the configuration.
     """
+
+    persistent = False  # never part of a checkpoint (hnm.state)
 
     def __init__(self, model: Any, batch_size: int = 64) -> None:
         if isinstance(model, str):
@@ -86,6 +88,12 @@ class TeacherScorer:
             model.requires_grad_(False)
         self._device: torch.device | None = None
         self._fn: Any = None
+        self._view: TrainingView | None = None
+
+    def bind(self, view: TrainingView) -> None:
+        """Embed with the teacher through the run's embedding cache, which the view holds."""
+        self._view = view
+        self._fn = None
 
     def _to(self, device: torch.device) -> None:
         if self._device != device and isinstance(self.model, torch.nn.Module):
@@ -121,7 +129,7 @@ class TeacherScorer:
 
     def _embed(self, texts: list[str]) -> Tensor:
         """The teacher's embeddings of ``texts`` (float32, on the batch's device), through the
-        embedding cache (its weights are frozen). A model that ends in a ``Normalize`` module
+        run's embedding cache (its weights are frozen; the view of :meth:`bind` holds it). A model that ends in a ``Normalize`` module
         shares the cache entries of every other normalised pass of the same weights (the
         zero-shot evaluation's, when the teacher is the starting encoder)."""
         if self._fn is None:
@@ -129,16 +137,18 @@ class TeacherScorer:
 
             from hnm.cache import frozen, frozen_embed_fn
 
-            model = self.model
+            model, view = self.model, self._view
             if any(isinstance(m, models.Normalize) for m in model.children()):
-                self._fn = frozen_embed_fn(model, self.batch_size, progress=False)
+                self._fn = (frozen_embed_fn(model, self.batch_size, progress=False)
+                            if view is None else view.frozen_embedder(model, self.batch_size))
             else:
                 def raw(batch: Sequence[str]) -> Any:
                     with eval_mode(model), torch.inference_mode():
                         return model.encode(clip_for(model, batch), batch_size=self.batch_size,
                                             convert_to_numpy=True, show_progress_bar=False)
 
-                self._fn = frozen(model, raw, fn="encode", normalize=False)
+                self._fn = (frozen(model, raw, fn="encode", normalize=False) if view is None
+                            else view.through_cache(model, raw, fn="encode", normalize=False))
         emb = torch.from_numpy(self._fn(texts).astype("float32", copy=False))
         return emb.to(self._device or emb.device, torch.float32)
 

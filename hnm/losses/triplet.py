@@ -9,12 +9,13 @@ import torch
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_choice, check_range
-from hnm.modules.context import ScoreContext
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext
 
 MINING_CHOICES = ("hardest", "semi_hard")
 
 
-class TripletLoss:
+class TripletLoss(PartState):
     """``max(0, margin - s(q, d+) + s(q, d-))`` for the hardest negatives of each query.
 
     Every usable negative of a query (in-batch positives of other queries, explicit negatives,
@@ -54,6 +55,8 @@ class TripletLoss:
     Recommended with: ``+sampler=ngame`` (its clusters make in-batch negatives hard) and
     ``+negatives=false_negative_mask``: the hardest negative is the likeliest false negative.
     """
+
+    phases = (Phase.LOSS,)
 
     def __init__(self, margin: float = 0.3,
                  mining: Literal["hardest", "semi_hard"] = "hardest",

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from hnm.encoders.embed import embed_fn
 from hnm.errors import check_range
 from hnm.miners.base import MinerBase
+from hnm.miners.corpus import lowest_positive_score
 from hnm.miners.filters import Pool, apply_filters, dropped_by_score
-from hnm.types import EmbedFn
+from hnm.types import EmbedFn, TrainingView
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +22,21 @@ class AdoreMiner(MinerBase):
     """Dynamic hard negatives: the query encoder trains, the document index stays fixed.
 
     Before training the corpus is encoded once and indexed (the document encoder is the
-    starting model, frozen). Through :meth:`configure_module`, called by ``hnm train`` before
-    fitting, the training module gets a frozen deep copy of the starting encoder as its
-    ``doc_encoder``, so positives and negatives are embedded by the same frozen encoder that
-    built the index and only the query encoder receives gradients. At every training step the
-    batch's queries are embedded with the *current* query encoder (no gradient), the fixed
-    index is searched, known positives are excluded and the shared filters of
-    :class:`~hnm.miners.base.MinerBase` apply (rank window, margins, ``top``/``random``); the
-    result replaces those queries' pools and their negatives are handed out. The miner's
-    scores (current query · frozen document) are available as teacher scores. The frozen
-    document encoder is listed by :meth:`frozen_models`, so it is in eval mode at every step;
-    :meth:`effect` adds ``queries_retrieved_live`` (query retrievals with the current query
-    encoder, summed over steps) to the shared figures, and ``candidates_dropped`` sums the
-    score filters over every step's retrieval.
+    starting model, frozen). The miner declares a frozen deep copy of the starting encoder as
+    the training module's ``doc_encoder`` (:meth:`models`), so positives and negatives are
+    embedded by the same frozen encoder that built the index and only the query encoder
+    receives gradients. At every training step the batch's queries are embedded with the
+    *current* query encoder (no gradient), the fixed index is searched, known positives are
+    excluded and the shared filters of :class:`~hnm.miners.base.MinerBase` apply (rank window,
+    margins, ``top``/``random``); the result replaces those queries' pools and their negatives
+    are handed out. The miner's scores (current query · frozen document) are available as
+    teacher scores. ADORE goes through the shared pipeline: the first pass is the shared
+    mining, and each step's re-retrieval passes the same rank window and filters before the
+    shared sampling, padding and counting (only the search differs: the batch's queries against
+    the fixed index). The frozen document encoder is listed by :meth:`frozen_models`, so it is
+    in eval mode at every step; :meth:`effect` adds ``queries_retrieved_live`` (query
+    retrievals with the current query encoder, summed over steps) to the shared figures, and
+    ``candidates_dropped`` sums the score filters over every step's retrieval.
 
     Implements ADORE (Zhan et al., SIGIR 2021, "Optimizing Dense Retrieval Model Training with
     Hard Negatives"): with fixed document embeddings, retrieval with the current query encoder
@@ -55,6 +57,8 @@ class AdoreMiner(MinerBase):
     (a random one retrieves noise); ``range_min`` a few ranks to skip likely false negatives.
     """
 
+    not_state = ("_doc_encoder",)  # models it holds, not its state (hnm.state)
+
     keep_index = True
 
     def __init__(self, batch_size: int = 64, sampling_strategy: str = "top",
@@ -65,7 +69,7 @@ class AdoreMiner(MinerBase):
         self._embed_query: EmbedFn | None = None
         self._doc_encoder: Any = None
         self.step_stats: dict[str, float] = {}
-        self._served["queries_retrieved_live"] = 0
+        self.counters["queries_retrieved_live"] = 0
 
     # -- setup ------------------------------------------------------------------------------
     def mine(self, data: Any, pairs: Any, embed_queries: EmbedFn,
@@ -76,20 +80,23 @@ class AdoreMiner(MinerBase):
         self.pos_scores = np.asarray(self.pos_scores, dtype=np.float32).copy()
         return stats
 
-    def configure_module(self, module: Any) -> None:
-        """Give ``module`` a frozen copy of its encoder as ``doc_encoder`` (unless it has one,
-        which is then frozen) and embed queries with ``module.encoder`` from now on."""
-        doc = getattr(module, "doc_encoder", None)
+    def models(self, encoder: Any, doc_encoder: Any) -> dict[str, Any]:
+        """The training module's document encoder: a frozen copy of the starting ``encoder``
+        (or the module's own ``doc_encoder``, then frozen)."""
+        doc = doc_encoder
         if doc is None:
-            doc = copy.deepcopy(module.encoder)
+            doc = copy.deepcopy(encoder)
         elif any(p.requires_grad for p in doc.parameters()):
             log.warning("adore: freezing the module's document encoder")
         doc.eval()
         for p in doc.parameters():
             p.requires_grad_(False)
-        module.doc_encoder = doc
         self._doc_encoder = doc
-        self._embed_query = embed_fn(module.encoder, self.batch_size, progress=False)
+        return {"doc_encoder": doc}
+
+    def bind(self, view: TrainingView) -> None:
+        """Embed queries with the query encoder being trained from now on."""
+        self._embed_query = view.query_embedder(self.batch_size)
 
     def frozen_models(self) -> list[Any]:
         """The frozen document encoder (the one that built the index)."""
@@ -98,10 +105,7 @@ class AdoreMiner(MinerBase):
     def effect(self) -> dict[str, float]:
         """The shared figures plus ``queries_retrieved_live``."""
         return {**super().effect(),
-                "queries_retrieved_live": float(self._served["queries_retrieved_live"])}
-
-    def needs_refresh(self, step: int) -> bool:
-        return False
+                "queries_retrieved_live": float(self.counters["queries_retrieved_live"])}
 
     # -- per-step retrieval -----------------------------------------------------------------
     def negatives(self, pair_idx: Sequence[int], epoch: int, step: int
@@ -125,10 +129,8 @@ class AdoreMiner(MinerBase):
         docs = self.index.docs
         pos = np.einsum("ij,ij->i", q_emb[qi], docs[self.pos_d[slots]]).astype(np.float32)
         self.pos_scores[slots] = pos
-        pos_min = np.full(len(rows), np.inf)
-        np.fmin.at(pos_min, qi, pos)
-        pos_min[np.isinf(pos_min)] = np.nan
-        pool, removed = apply_filters(idx, scores, self.positive_mask(idx, rows), pos_min,
+        pool, removed = apply_filters(idx, scores, self.positive_mask(idx, rows),
+                                      lowest_positive_score(qi, len(rows), pos),
                                       self.filter_settings)
         w = pool.idx.shape[1]
         self.pool.idx[rows] = -1
@@ -137,8 +139,8 @@ class AdoreMiner(MinerBase):
         self.pool.count[rows] = pool.count
         self.step_stats = {k: float(v) for k, v in removed.items()}
         self.step_stats["short_queries"] = float((pool.count < self.mined_quota()).sum())
-        self._served["queries_retrieved_live"] += len(rows)
-        self._served["candidates_dropped"] += dropped_by_score(removed)
+        self.counters["queries_retrieved_live"] += len(rows)
+        self.counters["candidates_dropped"] += dropped_by_score(removed)
         return self.step_stats
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from hnm.encoders.embed import embed_fn
 from hnm.errors import ConfigError, check_range
 from hnm.miners.base import Mined, MinerBase
-from hnm.types import EmbedFn
+from hnm.types import EmbedFn, Phase, TrainingView
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ class AnceMiner(MinerBase):
     Departures from the paper: ANCE refreshes every few thousand steps from a separately saved
     checkpoint, with a warm-up on BM25 negatives; here the first pool comes from the starting
     encoder and the schedule is in steps of this run (by default relative to its length).
-    ``async_refresh`` needs the training module (given by ``hnm train`` through
-    :meth:`configure_module`); without it the refresh is synchronous.
+    ``async_refresh`` needs the view of training (handed over by the training module through
+    :meth:`bind`); without it the refresh is synchronous.
 
     Args:
         refresh_every_n_steps: re-mine before every optimizer step that is a positive
@@ -73,6 +73,8 @@ class AnceMiner(MinerBase):
     very top (``range_min`` 3–10) or ``relative_margin`` 0.05 against false negatives, and a
     refresh period long enough that re-encoding the corpus stays a small share of training.
     """
+
+    phases: tuple[Phase, ...] = (Phase.BEFORE_STEP, Phase.ATTACH_NEGATIVES)
 
     def __init__(self, refresh_every_n_steps: int | None = None,
                  refresh_every_fraction: float = 0.25, allow_no_refresh: bool = False,
@@ -95,22 +97,22 @@ class AnceMiner(MinerBase):
         self.batch_size = int(batch_size)
         self.refreshes = 0  # refresh calls (an asynchronous one may only start a pass)
         self._period: int | None = self.refresh_every_n_steps
-        self._served["refreshes"] = 0
-        self._module: Any = None
+        self.counters["refreshes"] = 0
+        self._view: TrainingView | None = None
         self._job: _Job | _Done | None = None
 
-    def configure_module(self, module: Any) -> None:
-        """Remember the training module, whose encoders the asynchronous refresh snapshots."""
-        self._module = module
+    def bind(self, view: TrainingView) -> None:
+        """Keep the view of training: the run length, and the encoders the asynchronous refresh
+        snapshots."""
+        self._view = view
 
     # -- schedule ---------------------------------------------------------------------------
     @property
     def period(self) -> int:
         """Optimizer steps between refreshes (a fraction is resolved by :meth:`check_schedule`,
-        or from the training module's trainer)."""
+        or from the view's run length)."""
         if self._period is None:
-            trainer = getattr(self._module, "_trainer", None)
-            steps = getattr(trainer, "estimated_stepping_batches", None)
+            steps = None if self._view is None else self._view.total_steps
             if steps is None:
                 raise RuntimeError("AnceMiner: refresh_every_fraction needs the run length; "
                                    "call check_schedule(epochs, steps) first")
@@ -155,12 +157,12 @@ class AnceMiner(MinerBase):
         """Re-mine with the current encoder (synchronous), or swap in the negatives of the
         previous snapshot and start a new one (asynchronous)."""
         self.refreshes += 1
-        if not self.async_refresh or self._module is None:
+        if not self.async_refresh or self._view is None:
             if self.async_refresh:
-                log.warning("ance: async_refresh needs the training module; refreshing "
+                log.warning("ance: async_refresh needs the view of training; refreshing "
                             "synchronously")
             stats = self.run(embed_queries, embed_docs, "refresh")
-            self._served["refreshes"] += 1
+            self.counters["refreshes"] += 1
             return stats
         stats: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -168,7 +170,7 @@ class AnceMiner(MinerBase):
             mined = self._job.finish()
             if mined is not None:
                 self.adopt(mined)
-                self._served["refreshes"] += 1
+                self.counters["refreshes"] += 1
                 stats.update(mined.stats)
         stats["wait_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -181,7 +183,7 @@ class AnceMiner(MinerBase):
 
     def effect(self) -> dict[str, float]:
         """The shared figures plus ``refreshes``: re-mined pools put in use so far."""
-        return {**super().effect(), "refreshes": float(self._served["refreshes"])}
+        return {**super().effect(), "refreshes": float(self.counters["refreshes"])}
 
     def frozen_models(self) -> list[Any]:
         """The snapshot encoders of a background refresh in progress."""
@@ -194,26 +196,28 @@ class AnceMiner(MinerBase):
             self._job = None
 
     def settle(self) -> None:
-        """Before a checkpoint: wait for a background refresh in progress and keep its pass
-        (to be put in use at the next refresh, as it would have been), so that the miner's
-        state is plain values (:class:`hnm.state.Settles`)."""
+        """Wait for a background refresh in progress and keep its pass (to be put in use at
+        the next refresh, as it would have been)."""
         if isinstance(self._job, _Job):
             self._job = _Done(self._job.finish())
 
+    def state_dict(self) -> dict[str, Any]:
+        """The shared state, after :meth:`settle`: a background pass is plain values then."""
+        self.settle()
+        return super().state_dict()
+
     def _snapshot(self) -> list[Any]:
-        """Frozen copies of the module's current query and document encoders (one model when
-        they are the same; a frozen document encoder is used as it is)."""
-        m = self._module
-        q_model = _frozen_copy(m.encoder)
-        doc = getattr(m, "doc_encoder", None)
+        """Frozen copies of the current query and document encoders (one model when they are
+        the same; a frozen document encoder is used as it is)."""
+        view = self._view
+        assert view is not None
+        q_model = _frozen_copy(view.encoder)
+        doc = view.doc_encoder
         d_model = q_model if doc is None else doc if not _trainable(doc) else _frozen_copy(doc)
         return [q_model] if d_model is q_model else [q_model, d_model]
 
     def _training_over(self) -> bool:
-        trainer = getattr(self._module, "_trainer", None)
-        state = getattr(trainer, "state", None)
-        return bool(state is not None and (getattr(state, "finished", False)
-                                           or getattr(trainer, "interrupted", False)))
+        return self._view is not None and self._view.over
 
 
 class _Job:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -15,9 +14,8 @@ from torch import Tensor
 from hnm.errors import ConfigError, check_range
 from hnm.losses.teacher import explicit_negative_columns
 from hnm.miners.ance import AnceMiner
-from hnm.miners.filters import Pool
 from hnm.miners.ranker import CrossEncoderRanker
-from hnm.modules.context import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +54,9 @@ class AR2Miner(AnceMiner):
     With ``alternate=false`` both are trained in every step (one objective: the ranker's
     cross-entropy plus the retriever's terms, the ranker's distribution detached). Masked
     candidates (known positives, duplicates) take part in neither term. Both models are
-    trained by the module's one AdamW and its schedule: the ranker is registered as the
-    module's submodule ``ranker`` (so it is in every checkpoint and moves with the module),
+    trained by the module's one AdamW and its schedule: the ranker is a model this miner
+    declares (:meth:`models`), the training module's ``ranker`` (in every checkpoint, moving
+    with the module),
     with its own parameter group (``ranker.lr``, ``ranker.weight_decay``; null = the
     module's). After training it is saved in the run folder as ``ranker/`` (a
     sentence-transformers ``CrossEncoder`` folder), and ``hnm eval model=RUN
@@ -115,6 +114,9 @@ class AR2Miner(AnceMiner):
     warmed-up ranker: give ``ranker.model`` a trained ``CrossEncoder`` or train far longer.
     """
 
+    phases = (Phase.BEFORE_STEP, Phase.ATTACH_NEGATIVES, Phase.OBJECTIVE)
+    not_state = ("ranker",)  # models it holds, not its state (hnm.state)
+
     def __init__(self, ranker: Mapping[str, Any] | None = None, alternate: bool = True,
                  ranker_fraction: float = 0.5, kl_weight: float = 1.0, adv_weight: float = 0.0,
                  **kwargs: Any) -> None:
@@ -145,16 +147,16 @@ class AR2Miner(AnceMiner):
         self._last_step: int | None = None
 
     # -- the ranker -------------------------------------------------------------------------
-    def configure_module(self, module: Any) -> None:
-        """Build the ranker and register it as ``module.ranker`` (trained by its optimizer)."""
-        super().configure_module(module)
+    def models(self, encoder: Any, doc_encoder: Any) -> dict[str, Any]:
+        """The ranker (from ``ranker.model``, or the starting ``encoder``), declared as the
+        training module's ``ranker`` (trained by its optimizer, in every checkpoint)."""
         k = self.ranker_knobs
         if k["model"]:
             self.ranker = CrossEncoderRanker.from_cross_encoder(str(k["model"]), k["max_length"])
         else:
-            self.ranker = CrossEncoderRanker.from_encoder(module.encoder, int(k["max_length"]),
+            self.ranker = CrossEncoderRanker.from_encoder(encoder, int(k["max_length"]),
                                                           int(k["seed"]))
-        module.add_module("ranker", self.ranker)
+        return {"ranker": self.ranker}
 
     def param_groups(self) -> list[dict[str, Any]]:
         """The ranker's parameters with ``ranker.lr`` / ``ranker.weight_decay`` when set."""
@@ -179,7 +181,7 @@ class AR2Miner(AnceMiner):
     def frozen_models(self) -> list[Any]:
         """ANCE's snapshot, and the ranker in retriever steps (eval mode, no dropout)."""
         out = super().frozen_models()
-        step = getattr(self._module, "global_step", None)
+        step = None if self._view is None else self._view.step
         if self.ranker is not None and step is not None and self.phase(int(step)) == "retriever":
             out.append(self.ranker)
         return out
@@ -269,7 +271,7 @@ class AR2Miner(AnceMiner):
         phase = self.phase(ctx.step)
         cols, valid = self.candidates_of(ctx)
         train_ranker = phase != "retriever"
-        dropout = bool(getattr(self._module, "dropout", True))
+        dropout = True if self._view is None else self._view.dropout
         self.ranker.train(train_ranker and dropout)
         with torch.set_grad_enabled(train_ranker):
             r = self.ranker_logits(ctx, cols, valid)
@@ -301,34 +303,6 @@ class AR2Miner(AnceMiner):
         """ANCE's figures plus ``ranker_steps``, ``retriever_steps``, ``pairs_ranked`` and
         ``candidates_distilled``."""
         return {**super().effect(), **{k: float(v) for k, v in self._ar2.items()}}
-
-    def state_dict(self) -> dict[str, Any]:
-        """The pool in use, ANCE's refresh count and AR2's counters (the ranker's weights are
-        in the module's checkpoint)."""
-        parent = getattr(super(), "state_dict", None)
-        out: dict[str, Any] = dict(parent()) if callable(parent) else {}
-        if self.pool is not None:
-            out.update(ar2_pool_idx=self.pool.idx, ar2_pool_scores=self.pool.scores,
-                       ar2_pool_count=self.pool.count,
-                       ar2_pos_scores=np.asarray(self.pos_scores))
-        out.update({f"ar2_{k}": int(v) for k, v in self._ar2.items()})
-        out["ar2_refreshes"] = int(self.refreshes)
-        out["ar2_served"] = {k: int(v) for k, v in self._served.items()}
-        return out
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        parent = getattr(super(), "load_state_dict", None)
-        if callable(parent):
-            parent({k: v for k, v in state.items() if not k.startswith("ar2_")})
-        if "ar2_pool_idx" in state:
-            self.pool = Pool(np.asarray(state["ar2_pool_idx"]),
-                             np.asarray(state["ar2_pool_scores"]),
-                             np.asarray(state["ar2_pool_count"]))
-            self.pos_scores = np.asarray(state["ar2_pos_scores"])
-        for k in self._ar2:
-            self._ar2[k] = int(state.get(f"ar2_{k}", self._ar2[k]))  # type: ignore[call-overload]
-        self.refreshes = int(state.get("ar2_refreshes", self.refreshes))  # type: ignore[call-overload]
-        self._served.update(dict(state.get("ar2_served", {})))  # type: ignore[call-overload]
 
 
 def period_phases(miner: AR2Miner, steps: int) -> list[str]:

@@ -1,10 +1,18 @@
-"""The shared mining core: candidates -> filters -> per-query pool -> per-step negatives.
+"""The shared mining pipeline: index -> search -> rank window and filters -> per-query pools ->
+per-step negatives.
 
-A concrete miner only says how to rank corpus documents for the unique training queries
-(:meth:`MinerBase.candidates`, dense kNN by default); the base class excludes known
-positives, applies the rank window and score filters (:mod:`hnm.miners.filters`), keeps each
-query's pool of surviving candidates, reports telemetry, and hands out exactly
-``num_negatives`` negatives per training pair at every step.
+A concrete miner only says how to rank corpus documents for the unique training queries (its
+search, :meth:`MinerBase.candidates`, dense kNN by default); the other stages are small objects
+and pure functions that :class:`MinerBase` composes:
+
+- :mod:`hnm.miners.corpus`: the index of corpus rows, unique queries and known positives;
+- :mod:`hnm.miners.search`: the dense search, and what one pass found (:class:`Mined`);
+- :mod:`hnm.miners.filters`: the rank window and score filters that turn candidates into
+  per-query pools, and the search depth they need;
+- :mod:`hnm.miners.pool_sampler`: which pool rows a pair gets in an epoch (``top``/``random``,
+  the difficulty curriculum) and the padding of a short pool;
+- :mod:`hnm.miners.counters`: what the miner changed in the run (:meth:`MinerBase.effect`);
+- :mod:`hnm.miners.telemetry`: the figures of a pass.
 """
 
 from __future__ import annotations
@@ -12,62 +20,41 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from hnm.data.dataset import RetrievalData, TrainPairs
-from hnm.errors import ConfigError, DataError, check_choice, check_range
-from hnm.miners.filters import FilterSettings, Pool, apply_filters, dropped_by_score
+from hnm.errors import ConfigError, check_choice, check_range
+from hnm.miners.corpus import index_pairs, lowest_positive_score, positive_mask, positive_slots
+from hnm.miners.counters import MinerCounters
+from hnm.miners.filters import (
+    FilterSettings,
+    Pool,
+    apply_filters,
+    check_reach,
+    dropped_by_score,
+    search_depth,
+)
+from hnm.miners.pool_sampler import SAMPLING, SCHEDULES, PoolSampler, random_rows
+from hnm.miners.search import Candidates, Mined, dense_search
 from hnm.miners.telemetry import mining_telemetry, print_telemetry
-from hnm.types import EmbedFn
+from hnm.state import PartState
+from hnm.types import EmbedFn, Phase
 
 log = logging.getLogger(__name__)
 
 SamplingStrategy = Literal["top", "random"]
-SAMPLING: tuple[str, ...] = ("top", "random")
-SCHEDULES: tuple[str, ...] = ("constant", "easy_to_hard", "hard_to_easy")
+__all__ = ["SAMPLING", "SCHEDULES", "Candidates", "Mined", "MinerBase"]
 
 
-@dataclass
-class Candidates:
-    """Ranked candidates of the unique training queries, as returned by a miner's search.
-
-    Attributes:
-        idx: (nq, k) int64 corpus rows (index into ``MinerBase.doc_ids``) by descending score;
-            -1 marks a missing slot (approximate search, or a ragged list from a file).
-        scores: (nq, k) float32 scores aligned with ``idx`` (-inf or NaN where missing).
-        pos_scores: (m,) float32 score of every known positive, aligned with
-            ``MinerBase.pos_q`` / ``MinerBase.pos_d`` (NaN where unknown).
-        timings: seconds spent, e.g. ``{"encode_s": …, "search_s": …}``.
-    """
-
-    idx: np.ndarray
-    scores: np.ndarray
-    pos_scores: np.ndarray
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class Mined:
-    """The outcome of one search-and-filter pass (:meth:`MinerBase.search`), not yet in use.
-
-    Attributes:
-        pool: the per-query pools.
-        pos_scores: (m,) the miner's score of every known positive (aligned with ``pos_q``).
-        removed: the filter counts of :func:`~hnm.miners.filters.select` (and the miner's own).
-        stats: the telemetry of :func:`~hnm.miners.telemetry.mining_telemetry`.
-    """
-
-    pool: Pool
-    pos_scores: np.ndarray
-    removed: dict[str, int]
-    stats: dict[str, float]
-
-
-class MinerBase:
-    """Base class of the explicit-negative miners (satisfies :class:`hnm.types.Miner`).
+class MinerBase(PartState):
+    """Base class of the explicit-negative miners (satisfies :class:`hnm.types.Miner`): the
+    shared pipeline, index -> search -> rank window and filters -> pools -> per-step
+    negatives, made of the small objects and pure functions of the module docstring. A miner
+    overrides its search (:meth:`candidates`) and, where it needs to, adds a filter
+    (:meth:`filter`, calling the shared one first), keeps rows out of the padding
+    (:meth:`never_pad`) or mixes in random negatives by design (:meth:`mined_quota`).
 
     Mining runs once per *unique* training query. For each query the candidates are, in rank
     order: every known positive (``pairs.positives[qid]`` and the pairs' own positives) is
@@ -120,6 +107,9 @@ class MinerBase:
             no curriculum), ``easy_to_hard`` or ``hard_to_easy``.
         schedule_width: pool ranks in the curriculum's sampling window; ``None`` =
             ``num_negatives`` with ``sampling_strategy=top``, twice that with ``random``.
+        data, pairs: the run's data and training pairs (``hnm train`` gives them when it
+            builds the miner; :meth:`mine` receives them too), so that a resumed run, which
+            restores the miner's state instead of mining, has them.
 
     ``pos_score`` is the lowest score among the query's known positives (the safe choice when a
     query has several, as in sentence-transformers).
@@ -143,6 +133,7 @@ class MinerBase:
     score of training examples, here difficulty is the miner's rank of a negative.
     """
 
+    phases: tuple[Phase, ...] = (Phase.ATTACH_NEGATIVES,)
     uses_encoder: bool = True  # False: `hnm mine` need not load the encoder
     keep_index: bool = False  # True: keep ``self.index`` (the corpus DocIndex) after mining
 
@@ -153,7 +144,8 @@ class MinerBase:
                  teacher_scores: bool = False, index: str = "flat", backend: str = "auto",
                  device: str | None = None, query_chunk: int = 4096, seed: int = 0,
                  verbose: bool = True, schedule: str = "constant",
-                 schedule_width: int | None = None) -> None:
+                 schedule_width: int | None = None, data: RetrievalData | None = None,
+                 pairs: TrainPairs | None = None) -> None:
         check_choice("miner.sampling_strategy", sampling_strategy, SAMPLING)
         check_choice("miner.schedule", schedule, SCHEDULES)
         if schedule_width is not None and int(schedule_width) < int(num_negatives):
@@ -176,56 +168,39 @@ class MinerBase:
         self.query_chunk, self.seed, self.verbose = int(query_chunk), int(seed), verbose
         self.schedule = schedule
         self.schedule_width = None if schedule_width is None else int(schedule_width)
-        self._total_steps: int | None = None
-        self._progress = 0.0
-        self._starts: list[float] = []  # mean window start of the first and latest step
+        self.sampler = PoolSampler(sampling_strategy, schedule, self.schedule_width, self.seed)
+        self.counters = MinerCounters()
         self.index: Any = None
         self.pool: Pool | None = None
         self.last_stats: dict[str, float] = {}
-        self._served: dict[str, int] = {"negatives_attached": 0, "negatives_padded": 0,
-                                        "negatives_random": 0, "candidates_dropped": 0,
-                                        "pairs_with_teacher_scores": 0}
+        if data is not None and pairs is not None:  # the run's own: never in a checkpoint
+            self.data, self.pairs = data, pairs
 
-    # -- setup ------------------------------------------------------------------------------
+    # -- the index of the training data -----------------------------------------------------
     def setup(self, data: RetrievalData, pairs: TrainPairs) -> None:
-        """Index the corpus ids, the unique queries and every known positive."""
+        """Index the corpus ids, the unique queries and every known positive
+        (:func:`~hnm.miners.corpus.index_pairs`); refuse a ``range_min`` that skips every
+        non-positive document of every query."""
         self.data, self.pairs = data, pairs
-        self.doc_ids: list[str] = list(data.corpus)
-        self.doc_row: dict[str, int] = {d: i for i, d in enumerate(self.doc_ids)}
-        self.qids: list[str] = list(dict.fromkeys(pairs.qids))
-        qrow = {q: i for i, q in enumerate(self.qids)}
-        self.pair_qrow = np.array([qrow[q] for q in pairs.qids], dtype=np.int64)
-        known: list[set[str]] = [set(pairs.positives.get(q, ())) for q in self.qids]
-        for q, d in zip(pairs.qids, pairs.pos_ids):
-            known[qrow[q]].add(d)
-        pq, pd = [], []
-        for r, docs in enumerate(known):
-            rows = sorted(self.doc_row[d] for d in docs if d in self.doc_row)
-            pq += [r] * len(rows)
-            pd += rows
-        self.pos_q = np.asarray(pq, dtype=np.int64)  # (m,) query row of each known positive
-        self.pos_d = np.asarray(pd, dtype=np.int64)  # (m,) its corpus row
-        self._pos_slot = {(int(q), int(d)): i for i, (q, d) in enumerate(zip(pq, pd))}
-        self.max_positives = int(np.bincount(self.pos_q, minlength=1).max()) if pq else 0
-        self.check_range(known)
+        ix = index_pairs(data, pairs)
+        self.doc_ids, self.doc_row, self.qids = ix.doc_ids, ix.doc_row, ix.qids
+        self.pair_qrow, self.pos_q, self.pos_d = ix.pair_qrow, ix.pos_q, ix.pos_d
+        self._pos_slot, self.max_positives = ix.pos_slot, ix.max_positives
+        if self.mined_quota() > 0:
+            check_reach(self.range_min, ix.fewest_known, len(self.doc_ids))
 
-    def check_range(self, known: list[set[str]]) -> None:
-        """Refuse a ``range_min`` that skips every non-positive document of every query."""
-        fewest = min((len(k & self.doc_row.keys()) for k in known), default=0)
-        most_negatives = len(self.doc_ids) - fewest
-        if self.mined_quota() > 0 and self.range_min >= most_negatives:
-            raise ConfigError(
-                f"miner.range_min={self.range_min} skips every candidate: no training query "
-                f"has more than {most_negatives} non-positive documents in the corpus of "
-                f"{len(self.doc_ids)}, so every negative would be a random document. Lower "
-                "miner.range_min")
+    def positive_mask(self, idx: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n, k) bool: ``idx[i, j]`` is a known positive of query row ``rows[i]``."""
+        return positive_mask(self.pos_q, self.pos_d, len(self.doc_ids), idx, rows)
 
-    @property
-    def search_k(self) -> int:
-        """Candidates to retrieve per query: the rank window plus room for the positives."""
-        rmax = self.range_max if self.range_max is not None else \
-            self.range_min + 10 * self.num_negatives
-        return max(1, min(rmax + self.max_positives, len(self.doc_ids)))
+    def positive_slots(self, q: int) -> slice:
+        """Where query row ``q``'s known positives sit in ``pos_q`` / ``pos_d``."""
+        return positive_slots(self.pos_q, q)
+
+    def query_pos_score(self, pos_scores: np.ndarray | None = None) -> np.ndarray:
+        """(nq,) lowest known-positive score per query (NaN without a scored positive)."""
+        flat = self.pos_scores if pos_scores is None else pos_scores
+        return lowest_positive_score(self.pos_q, len(self.qids), flat)
 
     # -- the Miner protocol -----------------------------------------------------------------
     def mine(self, data: RetrievalData, pairs: TrainPairs, embed_queries: EmbedFn,
@@ -246,53 +221,12 @@ class MinerBase:
                 "configured. Loosen miner.range_min, miner.range_max or the score filters "
                 "(miner.absolute_margin, miner.relative_margin, miner.max_score, "
                 "miner.min_score, and a guide's thresholds)")
-        self.check_window()
+        self.sampler.check_window(self.pool.count, self.mined_quota())
         return stats
 
-    # -- the curriculum ---------------------------------------------------------------------
-    @property
-    def window_width(self) -> int:
-        """Pool ranks of the curriculum's sampling window."""
-        if self.schedule_width is not None:
-            return self.schedule_width
-        quota = self.mined_quota()
-        return quota if self.sampling_strategy == "top" else 2 * quota
-
     def check_schedule(self, epochs: int, steps: int) -> None:
-        """Remember the run's optimizer steps (the curriculum's clock); refuse a curriculum in
-        a run of one step, where its window could not move."""
-        self._total_steps = int(steps)
-        if self.schedule != "constant" and steps < 2:
-            raise ConfigError(f"miner.schedule={self.schedule} but the run has {steps} "
-                              "optimizer step, so the window never moves; lengthen the run or "
-                              "set miner.schedule=constant")
-
-    def check_window(self) -> None:
-        """Refuse a curriculum whose window covers every query's whole pool (it cannot move)."""
-        if self.schedule == "constant" or self.pool is None or self.mined_quota() == 0:
-            return
-        widest = int(self.pool.count.max()) if len(self.pool.count) else 0
-        if widest <= self.window_width:
-            raise ConfigError(
-                f"miner.schedule={self.schedule}: the widest pool holds {widest} candidates and "
-                f"the window {self.window_width} ranks (miner.schedule_width), so the window "
-                "covers every pool and cannot move from easy to hard. Widen the pools "
-                "(miner.range_max) or narrow the window (miner.schedule_width)")
-
-    def progress(self, step: int) -> float:
-        """Training progress in [0, 1] at optimizer ``step``."""
-        if self._total_steps is None:
-            raise RuntimeError(f"{type(self).__name__}: miner.schedule={self.schedule} needs "
-                               "the run length; call check_schedule(epochs, steps) first")
-        return min(max(step / max(self._total_steps - 1, 1), 0.0), 1.0)
-
-    def window(self, count: int) -> tuple[int, int]:
-        """The curriculum's ``[start, stop)`` over a pool of ``count`` at the current progress."""
-        width = min(self.window_width, count)
-        room = count - width
-        f = self._progress if self.schedule == "hard_to_easy" else 1.0 - self._progress
-        start = int(round(f * room))
-        return start, start + width
+        """The curriculum's clock (:meth:`PoolSampler.check_schedule`)."""
+        self.sampler.check_schedule(steps)
 
     def needs_refresh(self, step: int) -> bool:
         return False
@@ -327,43 +261,9 @@ class MinerBase:
         """Put a pass's pools in use (the negatives of every later step come from them)."""
         self.pool, self.pos_scores = mined.pool, mined.pos_scores
         self.last_stats = dict(mined.stats)
-        self._served["candidates_dropped"] += dropped_by_score(mined.removed)
+        self.counters["candidates_dropped"] += dropped_by_score(mined.removed)
 
-    @property
-    def filter_settings(self) -> FilterSettings:
-        """The rank window and score filters of this miner (``limit``: the pool of ``top``)."""
-        return FilterSettings(self.range_min, self.range_max, self.absolute_margin,
-                              self.relative_margin, self.max_score, self.min_score,
-                              self.mined_quota() if self.sampling_strategy == "top"
-                              and self.schedule == "constant" else None)
-
-    def filter(self, cands: Candidates) -> tuple[Pool, dict[str, int]]:
-        """Apply positive exclusion, the rank window and the score filters to candidates."""
-        return apply_filters(cands.idx, cands.scores, self.positive_mask(cands.idx),
-                             self.query_pos_score(cands.pos_scores), self.filter_settings)
-
-    def positive_mask(self, idx: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """(n, k) bool: ``idx[i, j]`` is a known positive of query row ``rows[i]``
-        (default: all query rows in order)."""
-        rows = np.arange(len(idx)) if rows is None else np.asarray(rows)
-        n = max(len(self.doc_ids), 1)
-        keys = rows[:, None].astype(np.int64) * n + idx
-        return np.isin(keys, self.pos_q * n + self.pos_d) & (idx >= 0)
-
-    def positive_slots(self, q: int) -> slice:
-        """Where query row ``q``'s known positives sit in ``pos_q`` / ``pos_d`` (sorted)."""
-        lo, hi = np.searchsorted(self.pos_q, [q, q + 1])
-        return slice(int(lo), int(hi))
-
-    def query_pos_score(self, pos_scores: np.ndarray | None = None) -> np.ndarray:
-        """(nq,) lowest known-positive score per query (NaN without a scored positive)."""
-        flat = self.pos_scores if pos_scores is None else pos_scores
-        out = np.full(len(self.qids), np.inf, dtype=np.float64)
-        np.fmin.at(out, self.pos_q, np.asarray(flat, dtype=np.float64))
-        out[np.isinf(out)] = np.nan
-        return out.astype(np.float32)
-
-    # -- searching --------------------------------------------------------------------------
+    # -- the search: a miner's own ----------------------------------------------------------
     def candidates(self, embed_queries: EmbedFn, embed_docs: EmbedFn, k: int) -> Candidates:
         """Top-``k`` corpus documents of each unique query; dense kNN by default."""
         t0 = time.perf_counter()
@@ -374,17 +274,31 @@ class MinerBase:
         return cands
 
     def dense_candidates(self, q_emb: np.ndarray, d_emb: np.ndarray, k: int) -> Candidates:
-        """Inner-product top-``k`` over a :class:`~hnm.index.DocIndex` (chunked, never the
-        full query × corpus matrix) and the scores of every known positive."""
-        from hnm.index import DocIndex
-
-        t0 = time.perf_counter()
-        index = DocIndex(d_emb, backend=self.backend, index=self.index_kind,  # type: ignore[arg-type]
-                         device=self.device, query_chunk=self.query_chunk, seed=self.seed)
-        scores, idx = index.search(q_emb, k)
+        """:func:`~hnm.miners.search.dense_search` with this miner's index knobs."""
+        cands, index = dense_search(q_emb, d_emb, k, self.pos_q, self.pos_d, self.index_kind,
+                                    self.backend, self.device, self.query_chunk, self.seed)
         self.index = index if self.keep_index else None
-        pos = np.einsum("ij,ij->i", q_emb[self.pos_q], d_emb[self.pos_d]).astype(np.float32)
-        return Candidates(idx, scores, pos, {"search_s": time.perf_counter() - t0})
+        return cands
+
+    # -- the rank window and filters --------------------------------------------------------
+    @property
+    def filter_settings(self) -> FilterSettings:
+        """The rank window and score filters of this miner (``limit``: the pool of ``top``)."""
+        return FilterSettings(self.range_min, self.range_max, self.absolute_margin,
+                              self.relative_margin, self.max_score, self.min_score,
+                              self.mined_quota() if self.sampling_strategy == "top"
+                              and self.schedule == "constant" else None)
+
+    @property
+    def search_k(self) -> int:
+        """Candidates to retrieve per query (:func:`~hnm.miners.filters.search_depth`)."""
+        return search_depth(self.filter_settings, self.num_negatives, self.max_positives,
+                            len(self.doc_ids))
+
+    def filter(self, cands: Candidates) -> tuple[Pool, dict[str, int]]:
+        """Apply positive exclusion, the rank window and the score filters to candidates."""
+        return apply_filters(cands.idx, cands.scores, self.positive_mask(cands.idx),
+                             self.query_pos_score(cands.pos_scores), self.filter_settings)
 
     # -- per-step negatives -----------------------------------------------------------------
     def mined_quota(self) -> int:
@@ -396,57 +310,28 @@ class MinerBase:
         """``num_negatives`` document ids per pair, and optional teacher scores (B, 1+k)."""
         if self.pool is None:
             raise RuntimeError(f"{type(self).__name__}.negatives() called before mine()")
+        rows = self.pair_qrow[np.asarray(list(pair_idx), dtype=np.int64)]
         if self.schedule != "constant":
-            self._progress = self.progress(step)
-            self.log_window(pair_idx)
+            self.sampler.step(step, self.pool.count[rows], self.mined_quota(),
+                              type(self).__name__)
         ids, teacher = [], []
         for p in pair_idx:
-            rows, scores = self.pair_negatives(int(p), epoch)
-            ids.append([self.doc_ids[r] for r in rows])
+            neg_rows, scores = self.pair_negatives(int(p), epoch)
+            ids.append([self.doc_ids[r] for r in neg_rows])
             teacher.append(scores)
-        self.count_served(pair_idx)
+        self.counters.served(self.pool.count[rows], self.mined_quota(), self.num_negatives)
         if not self.teacher_scores:
             return ids, None
-        self._served["pairs_with_teacher_scores"] += len(ids)
+        self.counters["pairs_with_teacher_scores"] += len(ids)
         pos = np.array([self.pair_pos_score(int(p)) for p in pair_idx], dtype=np.float32)
         return ids, np.concatenate([pos[:, None], np.asarray(teacher, np.float32)], axis=1)
 
-    def count_served(self, pair_idx: Sequence[int]) -> None:
-        """Count what :meth:`pair_negatives` handed out: pool rows, padding, designed random."""
-        assert self.pool is not None
-        quota = self.mined_quota()
-        rows = self.pair_qrow[np.asarray(list(pair_idx), dtype=np.int64)]
-        from_pool = np.minimum(self.pool.count[rows], quota)
-        self._served["negatives_attached"] += int(from_pool.sum())
-        self._served["negatives_padded"] += int((quota - from_pool).sum())
-        self._served["negatives_random"] += (self.num_negatives - quota) * len(rows)
-
-    # -- what it changed, what it holds -----------------------------------------------------
-    def effect(self) -> dict[str, float]:
-        """Cumulative counts of what this miner changed in the run (see the class docstring)."""
-        keys = ["negatives_attached", "negatives_padded", "candidates_dropped"]
-        if self.teacher_scores:
-            keys.append("pairs_with_teacher_scores")
-        out = {k: float(self._served[k]) for k in keys}
-        if self.schedule != "constant" and self._starts:
-            out["schedule_start_first"], out["schedule_start_last"] = self._starts
-        return out
-
-    def frozen_models(self) -> list[Any]:
-        """Models this miner holds that must not train (none by default)."""
-        return []
-
     def pair_negatives(self, pair: int, epoch: int) -> tuple[list[int], list[float]]:
-        """Corpus rows and scores of one pair's negatives in ``epoch`` (deterministic)."""
+        """Corpus rows and scores of one pair's negatives in ``epoch`` (deterministic): its
+        pool positions (:meth:`PoolSampler.positions`), then padding."""
         assert self.pool is not None
         q = int(self.pair_qrow[pair])
-        count, quota = int(self.pool.count[q]), self.mined_quota()
-        take = np.arange(count)
-        if self.schedule != "constant":
-            take = self.scheduled(count, quota, pair, epoch)
-        elif count > quota:
-            rng = np.random.default_rng((self.seed, epoch, pair, 0))
-            take = np.sort(rng.choice(count, size=quota, replace=False))
+        take = self.sampler.positions(int(self.pool.count[q]), self.mined_quota(), pair, epoch)
         rows = [int(r) for r in self.pool.idx[q, take]]
         scores = [float(s) for s in self.pool.scores[q, take]]
         missing = self.num_negatives - len(rows)
@@ -455,49 +340,15 @@ class MinerBase:
             scores += [float("nan")] * missing
         return rows, scores
 
-    def scheduled(self, count: int, quota: int, pair: int, epoch: int) -> np.ndarray:
-        """Pool positions of one pair's negatives under the curriculum (see the class)."""
-        lo, hi = self.window(count)
-        if self.sampling_strategy == "top" or hi - lo <= quota:
-            return np.arange(lo, min(hi, lo + quota))
-        rng = np.random.default_rng((self.seed, epoch, pair, 0))
-        return np.sort(lo + rng.choice(hi - lo, size=quota, replace=False))
-
-    def log_window(self, pair_idx: Sequence[int]) -> None:
-        """Keep the mean window start of this step's pairs (first step and latest step)."""
-        assert self.pool is not None
-        rows = self.pair_qrow[np.asarray(list(pair_idx), dtype=np.int64)]
-        if not len(rows):
-            return
-        mean = float(np.mean([self.window(int(c))[0] for c in self.pool.count[rows]]))
-        self._starts = [self._starts[0] if self._starts else mean, mean]
-
     def random_docs(self, pair: int, epoch: int, n: int, exclude: set[int]) -> list[int]:
         """``n`` distinct random corpus rows that are neither known positives of the pair's
-        query, nor in ``exclude``, nor in :meth:`never_pad`; seeded by ``(seed, epoch, pair)``.
-        Repeats (and ignores ``never_pad``) only when the corpus has too few other
-        documents."""
+        query, nor in ``exclude``, nor in :meth:`never_pad`; seeded by ``(seed, epoch, pair)``
+        (:func:`~hnm.miners.pool_sampler.random_rows`)."""
         q = int(self.pair_qrow[pair])
         positives = {int(d) for d in self.pos_d[self.positive_slots(q)]}
         banned = set(exclude) | positives | self.never_pad(q)
-        allowed = len(self.doc_ids) - len(banned)
-        rng = np.random.default_rng((self.seed, epoch, pair, 1))
-        if allowed < n:
-            pool = [i for i in range(len(self.doc_ids)) if i not in banned] or \
-                [i for i in range(len(self.doc_ids)) if i not in positives]
-            if not pool:
-                raise DataError(f"query {self.qids[q]!r}: every corpus document is a known "
-                                "positive, so no negative can be drawn for it")
-            return [int(x) for x in rng.choice(pool, size=n, replace=len(pool) < n)]
-        out: list[int] = []
-        while len(out) < n:
-            for x in rng.integers(0, len(self.doc_ids), size=2 * n + 8):
-                if int(x) not in banned:
-                    banned.add(int(x))
-                    out.append(int(x))
-                    if len(out) == n:
-                        break
-        return out
+        return random_rows((self.seed, epoch, pair, 1), n, len(self.doc_ids), banned,
+                           positives, self.qids[q])
 
     def never_pad(self, q: int) -> set[int]:
         """Corpus rows that padding must not draw for query row ``q`` (none by default; the
@@ -509,6 +360,21 @@ class MinerBase:
         slot = self._pos_slot.get((int(self.pair_qrow[pair]),
                                    self.doc_row.get(self.pairs.pos_ids[pair], -1)))
         return float(self.pos_scores[slot]) if slot is not None else float("nan")
+
+    # -- what it changed, what it holds -----------------------------------------------------
+    def effect(self) -> dict[str, float]:
+        """Cumulative counts of what this miner changed in the run (see the class docstring)."""
+        keys = ["negatives_attached", "negatives_padded", "candidates_dropped"]
+        if self.teacher_scores:
+            keys.append("pairs_with_teacher_scores")
+        out = self.counters.figures(keys)
+        if self.schedule != "constant" and self.sampler.starts:
+            out["schedule_start_first"], out["schedule_start_last"] = self.sampler.starts
+        return out
+
+    def frozen_models(self) -> list[Any]:
+        """Models this miner holds that must not train (none by default)."""
+        return []
 
     # -- export -----------------------------------------------------------------------------
     def records(self) -> Iterator[dict[str, Any]]:

@@ -14,7 +14,7 @@ from hnm.errors import check_range
 from hnm.miners.base import Candidates
 from hnm.miners.dense_static import DenseStaticMiner
 from hnm.miners.filters import Pool
-from hnm.modules.context import ScoreContext
+from hnm.types import Phase, ScoreContext
 
 
 class SelectionRelevance(torch.nn.Module):
@@ -122,7 +122,7 @@ class CetMiner(DenseStaticMiner):
     the other queries' positives as irrelevant anchors; scores detached, so the retriever is
     unaffected), by the module's optimizer in a
     parameter group of their own (``selection_lr``); this likelihood term is added to the
-    step's loss (and to ``train/loss``). The models are the module's submodule
+    step's loss (and to ``train/loss``). The models are declared as the training module's
     ``cet_model`` (in every checkpoint). In-batch negatives (other queries' positives) keep
     weight 1; padded random documents have no pooling rank and get ``ρ =`` the search depth
     plus one.
@@ -163,6 +163,9 @@ class CetMiner(DenseStaticMiner):
     selection model) and ``sampling_strategy=random``.
     """
 
+    phases = (Phase.ATTACH_NEGATIVES, Phase.SHAPE_CONTEXT, Phase.OBJECTIVE)
+    not_state = ("model",)  # models it holds, not its state (hnm.state)
+
     def __init__(self, fit_steps: int = 300, fit_lr: float = 0.05, online: bool = True,
                  selection_lr: float = 1e-2, weight_floor: float = 0.0,
                  anchors_per_query: int = 10, **kwargs: Any) -> None:
@@ -186,9 +189,10 @@ class CetMiner(DenseStaticMiner):
         self._cet = {"negatives_weighted": 0, "negatives_downweighted": 0}
         self._mass_removed = 0.0
 
-    def configure_module(self, module: Any) -> None:
-        """Register the selection and relevance models as ``module.cet_model``."""
-        module.add_module("cet_model", self.model)
+    def models(self, encoder: Any, doc_encoder: Any) -> dict[str, Any]:
+        """The selection and relevance models, declared as the training module's
+        ``cet_model``."""
+        return {"cet_model": self.model}
 
     def param_groups(self) -> list[dict[str, Any]]:
         """The two models' parameters, at ``selection_lr`` without weight decay (none
@@ -309,33 +313,3 @@ class CetMiner(DenseStaticMiner):
     def effect(self) -> dict[str, float]:
         return {**super().effect(), **{k: float(v) for k, v in self._cet.items()},
                 "weight_mass_removed": float(self._mass_removed)}
-
-    def state_dict(self) -> dict[str, Any]:
-        """The pool, the pooling ranks and the counters (the two models' parameters are in
-        the module's checkpoint)."""
-        parent = getattr(super(), "state_dict", None)
-        out: dict[str, Any] = dict(parent()) if callable(parent) else {}
-        keys = np.array(list(self._rank), dtype=np.int64).reshape(-1, 2)
-        out.update(cet_rank_keys=keys, cet_rank_values=np.array(list(self._rank.values()),
-                                                                 dtype=np.int64),
-                   cet_counts={k: int(v) for k, v in self._cet.items()},
-                   cet_mass_removed=float(self._mass_removed), cet_beyond=int(self._beyond))
-        if self.pool is not None:
-            out.update(cet_pool_idx=self.pool.idx, cet_pool_scores=self.pool.scores,
-                       cet_pool_count=self.pool.count)
-        return out
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        parent = getattr(super(), "load_state_dict", None)
-        if callable(parent):
-            parent({k: v for k, v in state.items() if not k.startswith("cet_")})
-        keys = np.asarray(state.get("cet_rank_keys", np.zeros((0, 2))), dtype=np.int64)
-        values = np.asarray(state.get("cet_rank_values", np.zeros(0)), dtype=np.int64)
-        self._rank = {(int(q), int(d)): int(r) for (q, d), r in zip(keys, values)}
-        self._beyond = int(state.get("cet_beyond", self._beyond))  # type: ignore[call-overload]
-        self._cet.update(dict(state.get("cet_counts", {})))  # type: ignore[call-overload]
-        self._mass_removed = float(state.get("cet_mass_removed", 0.0))  # type: ignore[arg-type]
-        if "cet_pool_idx" in state:
-            self.pool = Pool(np.asarray(state["cet_pool_idx"]),
-                             np.asarray(state["cet_pool_scores"]),
-                             np.asarray(state["cet_pool_count"]))

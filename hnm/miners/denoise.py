@@ -73,6 +73,8 @@ class DenoiseMiner(DenseStaticMiner):
     (``loss=margin_mse``) or InfoNCE.
     """
 
+    not_state = ("guide", "_ce")  # models it holds, not its state (hnm.state)
+
     def __init__(self, max_guide_score: float | None = None, guide_margin: float | None = 0.0,
                  guide: Any = None, cross_encoder: str | None = None,
                  guide_batch_size: int = 64, teacher_scores: bool = True,

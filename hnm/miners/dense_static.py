@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -38,6 +38,8 @@ class DenseStaticMiner(MinerBase):
     0.05 (NV-Retriever) to keep likely false negatives out, and ``sampling_strategy=random``
     over a window such as ranks 0–50 when training for several epochs.
     """
+
+    not_state: ClassVar[tuple[str, ...]] = ("encoder",)  # models it holds, not its state (hnm.state)
 
     def __init__(self, encoder: Any = None, batch_size: int = 64, **kwargs: Any) -> None:
         super().__init__(**kwargs)

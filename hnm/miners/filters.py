@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hnm.errors import ConfigError
+
 FILTERS: tuple[str, ...] = ("positive", "range", "absolute_margin", "relative_margin",
                             "max_score", "min_score")
 # the filters a knob switches on (positives are always removed, the rank window always cuts)
@@ -27,6 +29,27 @@ class FilterSettings:
     max_score: float | None = None
     min_score: float | None = None
     limit: int | None = None
+
+
+def search_depth(settings: FilterSettings, num_negatives: int, max_positives: int,
+                 n_docs: int) -> int:
+    """Candidates to retrieve per query: the rank window (``range_max``, or ``range_min +
+    10·num_negatives`` without one) plus room for the query's positives, within the corpus."""
+    rmax = settings.range_max if settings.range_max is not None else \
+        settings.range_min + 10 * num_negatives
+    return max(1, min(rmax + max_positives, n_docs))
+
+
+def check_reach(range_min: int, fewest_known: int, n_docs: int) -> None:
+    """Refuse a ``range_min`` that skips every non-positive document of every query (every
+    negative would be a random document); ``fewest_known``: the fewest known positives of a
+    query in the corpus of ``n_docs``."""
+    most_negatives = n_docs - fewest_known
+    if range_min >= most_negatives:
+        raise ConfigError(
+            f"miner.range_min={range_min} skips every candidate: no training query has more "
+            f"than {most_negatives} non-positive documents in the corpus of {n_docs}, so every "
+            "negative would be a random document. Lower miner.range_min")
 
 
 def apply_filters(idx: np.ndarray, scores: np.ndarray, positive: np.ndarray,

@@ -56,4 +56,4 @@ class STARMiner(DenseStaticMiner):
 
     def effect(self) -> dict[str, float]:
         """The shared figures plus ``negatives_random`` (STAR's random half)."""
-        return {**super().effect(), "negatives_random": float(self._served["negatives_random"])}
+        return {**super().effect(), "negatives_random": float(self.counters["negatives_random"])}

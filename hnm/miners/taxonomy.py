@@ -54,6 +54,12 @@ class TaxonomyMiner(MinerBase):
     score filters, ``sampling_strategy`` and ``miner.schedule`` of the ranked miners do not
     apply (no ranking exists): a curriculum and ``teacher_scores`` are refused.
 
+    Why it leaves the shared pipeline of :class:`~hnm.miners.base.MinerBase` half-way: there
+    is no ranking, so no search, rank window, score filters or ranked pool to sample from;
+    :meth:`mine` and :meth:`negatives` are its own. It keeps the rest: the index of the
+    training data (:meth:`setup`), the padding with random documents (:meth:`random_docs`,
+    never a known positive) and the counters of :meth:`effect`.
+
     Args:
         field: the document field holding the path (``title`` by default).
         separator: splits the field's value into path parts.
@@ -91,7 +97,8 @@ class TaxonomyMiner(MinerBase):
         self.field, self.separator = str(field), str(separator)
         self.mix = {t: float(raw.get(t, 0.0)) / total for t in TIERS}
         self.quota = _split(self.num_negatives, self.mix)
-        self._served.update({f"negatives_{t}": 0 for t in TIERS})
+        for tier in TIERS:
+            self.counters[f"negatives_{tier}"] = 0
 
     # -- the hierarchy ----------------------------------------------------------------------
     def mine(self, data: RetrievalData, pairs: TrainPairs, embed_queries: EmbedFn,
@@ -159,17 +166,17 @@ class TaxonomyMiner(MinerBase):
         rows += _draw(rng, cousins, want - n_sib)
         n_cou = len(rows) - n_sib
         rows += self.random_docs(pair, epoch, self.num_negatives - len(rows), set(rows))
-        self._served["negatives_siblings"] += n_sib
-        self._served["negatives_cousins"] += n_cou
-        self._served["negatives_random"] += self.quota["random"]
-        self._served["negatives_padded"] += want - n_sib - n_cou
-        self._served["negatives_attached"] += n_sib + n_cou
+        self.counters["negatives_siblings"] += n_sib
+        self.counters["negatives_cousins"] += n_cou
+        self.counters["negatives_random"] += self.quota["random"]
+        self.counters["negatives_padded"] += want - n_sib - n_cou
+        self.counters["negatives_attached"] += n_sib + n_cou
         return rows
 
     def effect(self) -> dict[str, float]:
         """Negatives handed out per tier (see the class docstring)."""
         keys = ["negatives_attached", "negatives_padded", *(f"negatives_{t}" for t in TIERS)]
-        return {k: float(self._served[k]) for k in keys}
+        return self.counters.figures(keys)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """One record per unique query (its first pair): siblings then cousins, unscored."""

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hnm.dist import world
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -77,7 +77,7 @@ def _place(blocks: list[Tensor | None], sizes: list[int], n_cols: list[int],
     return out
 
 
-def gather_context(ctx: ScoreContext, module: Any = None) -> ScoreContext:
+def gather_context(ctx: ScoreContext) -> ScoreContext:
     """The global-batch context: every rank's queries, positives and negatives, aligned.
 
     On one process ``ctx`` is returned unchanged. Under a process group (DDP), each rank holds
@@ -101,7 +101,6 @@ def gather_context(ctx: ScoreContext, module: Any = None) -> ScoreContext:
 
     Args:
         ctx: this rank's context as built by the module (before negative strategies).
-        module: the calling LightningModule (unused; kept for the call signature).
     """
     size, _ = world()
     if size == 1:

@@ -1,4 +1,4 @@
-"""The bi-encoder LightningModule: encode -> negatives -> scores -> loss."""
+"""The bi-encoder LightningModule: the step of training, phase by phase (``hnm.types.PHASES``)."""
 
 from __future__ import annotations
 
@@ -12,43 +12,50 @@ from sentence_transformers import SentenceTransformer
 from torch import Tensor
 
 from hnm import counting
+from hnm.cache.embed import EmbeddingCache
 from hnm.data.dataset import TrainPairs
 from hnm.encoders.embed import encode_with_grad
 from hnm.errors import check_range
-from hnm.modules.context import ScoreContext
+from hnm.modules.batch import known_positive_mask, teacher_matrix
 from hnm.modules.gather import gather_context
-from hnm.modules.telemetry import batch_telemetry, time_split
+from hnm.modules.pipeline import StepPipeline
+from hnm.modules.refresh import Refresher, StepClock
+from hnm.modules.telemetry import batch_telemetry
+from hnm.modules.view import ModuleView
 from hnm.types import (
-    AfterLoss,
-    EncodingLoss,
+    DeclaresModels,
     HasFrozenModels,
     HasParamGroups,
     HasTemperature,
-    JointObjective,
     Loss,
     Miner,
     NegativeStrategy,
-    OptimizerStepHook,
+    Phase,
     ReportsPerQuery,
-    ShapesContext,
-    StepEndHook,
+    ScoreContext,
+    UsesTraining,
 )
 
 
 class RetrievalModule(L.LightningModule):
     """Trains a bi-encoder with in-batch negatives, explicit negatives and negative strategies.
 
-    One training step:
+    It runs the phases of :data:`hnm.types.PHASES` in their order, calling at each the parts
+    that declared it (:class:`~hnm.modules.pipeline.StepPipeline`):
 
-    1. encode the batch's queries and, in one pass, its positives and the miner's negatives;
-    2. under DDP, gather every rank's embeddings (the local shard keeps its gradient);
-    3. build the :class:`ScoreContext` (candidates ``[positives; negatives]``, labels, masks);
-    4. a miner that shapes the context (:class:`~hnm.types.ShapesContext`, CET's negative
-       weights) does so; then the ``negatives`` strategies apply in order (masks, extra
-       candidates, weights);
-    5. reduce with the loss; a miner with its own model (:class:`~hnm.types.JointObjective`,
-       AR2's ranker) turns it into the step's objective; log the loss, learning rate and
-       negative-quality telemetry.
+    - ``EPOCH_START`` (:meth:`start_epoch`): the sampler's epoch and refresh;
+    - ``BEFORE_STEP`` (:meth:`on_train_batch_start`): a miner's re-mining;
+    - in :meth:`training_step`: ``ATTACH_NEGATIVES``, ``ENCODE`` (queries and, in one pass,
+      positives and negatives), ``GATHER`` (under DDP every rank's embeddings; the
+      :class:`~hnm.types.ScoreContext` with known positives masked), ``SHAPE_CONTEXT``,
+      ``IN_BATCH`` (the configured order), ``LOSS``, ``AFTER_LOSS``, ``OBJECTIVE`` and
+      ``OBSERVE`` (loss, learning rate and negative-quality telemetry logged);
+    - in :meth:`on_train_batch_end`: ``OPTIMIZER_STEP`` (once per optimizer step),
+      ``STEP_END`` and ``CHECKPOINT``.
+
+    Parts never see the module: hooks after the optimizer step and the parts that ask
+    (:class:`~hnm.types.UsesTraining`) get its read-only :class:`~hnm.types.TrainingView`;
+    models a part declares (:class:`~hnm.types.DeclaresModels`) are registered here.
 
     Args:
         encoder: the (shared) query and document encoder.
@@ -66,16 +73,22 @@ class RetrievalModule(L.LightningModule):
             ``doc_encoder``, guides, teachers, momentum encoders: every part's
             :class:`~hnm.types.HasFrozenModels`) are in eval mode at every step either way.
             The modes are set at the start of every training step, whatever ran before it.
+        sampler: the run's batch sampler, for ``EPOCH_START`` (None: nobody refreshes it).
+        hooks: the run's own parts after the strategies (the checkpoint cut).
+        cache: the run's embedding cache, for the parts' frozen passes inside a step.
+        refresh_batch_size: encoder batch size of the refreshes.
 
     ``observers`` (callables ``(ctx, loss, per_query)``) see what reached the loss at every
-    step, after all strategies ran; the effect tests record through them.
+    step, after all strategies ran (``OBSERVE``); the effect tests record through them.
     """
 
     def __init__(self, encoder: SentenceTransformer, loss: Loss, pairs: TrainPairs,
                  miner: Miner | None = None, negatives: Sequence[NegativeStrategy] = (),
                  lr: float = 2e-5, weight_decay: float = 0.01, warmup_ratio: float = 0.1,
                  mask_known_positives: bool = True, telemetry_every: int = 10,
-                 doc_encoder: SentenceTransformer | None = None, dropout: bool = True) -> None:
+                 doc_encoder: SentenceTransformer | None = None, dropout: bool = True,
+                 sampler: Any = None, hooks: Sequence[Any] = (),
+                 cache: EmbeddingCache | None = None, refresh_batch_size: int = 64) -> None:
         check_range("module.lr", lr, 0.0, low_open=True)
         check_range("module.weight_decay", weight_decay, 0.0)
         check_range("module.warmup_ratio", warmup_ratio, 0.0, 1.0)
@@ -86,10 +99,8 @@ class RetrievalModule(L.LightningModule):
         self.loss_fn = loss
         self.pairs = pairs
         self.miner = miner
-        self.strategies = list(negatives)
-        for i, s in enumerate(self.strategies):  # register trainable/frozen state (queues, …)
-            if isinstance(s, torch.nn.Module):
-                self.add_module(f"strategy_{i}", s)
+        self.steps = StepPipeline(loss, miner, negatives, sampler, hooks)
+        self._register_models()
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
@@ -97,18 +108,43 @@ class RetrievalModule(L.LightningModule):
         self.telemetry_every = telemetry_every
         self.dropout = bool(dropout)
         self.observers: list[Any] = []
-        # called with the trainer at the very end of every training batch, after the parts'
-        # step-end hooks (the queue's enqueue, the momentum update): where checkpoints are cut
-        self.after_batch: list[Any] = []
-        self._optimizer_steps_seen = 0
-        self.timings: dict[str, float] = {"train_step_s": 0.0, "refresh_s": 0.0}
+        self.clock = StepClock()
+        self.refresher = Refresher(self.clock, refresh_batch_size)
+        self.optimizer_steps_seen = 0
+        self._t_step: float | None = None
+        self._step_ctx: ScoreContext | None = None
+        self.view = ModuleView(self, cache)
+        for part in self.steps.parts:
+            if isinstance(part, UsesTraining):
+                part.bind(self.view)
         self.save_hyperparameters(ignore=["encoder", "loss", "pairs", "miner", "negatives",
-                                          "doc_encoder"])
+                                          "doc_encoder", "sampler", "hooks", "cache",
+                                          "refresh_batch_size"])
+
+    @property
+    def strategies(self) -> list[NegativeStrategy]:
+        """The in-batch strategies, in the order they apply (fixed when the module is built)."""
+        return list(self.steps.at(Phase.IN_BATCH))
+
+    def _register_models(self) -> None:
+        """Register the models the parts declare (a ``doc_encoder`` becomes the module's)."""
+        for part in (self.loss_fn, self.miner, *self.strategies):
+            if not isinstance(part, DeclaresModels):
+                continue
+            for name, model in part.models(self.encoder, self.doc_encoder).items():
+                if name == "doc_encoder":
+                    self.doc_encoder = model
+                elif hasattr(self, name):
+                    raise TypeError(f"{type(part).__name__} declares a model {name!r}, a name "
+                                    "the training module uses already")
+                else:
+                    self.add_module(name, model)
 
     # -- encoding ---------------------------------------------------------------------------
     def _encode(self, model: SentenceTransformer, texts: Sequence[str]) -> Tensor:
-        if isinstance(self.loss_fn, EncodingLoss):
-            return self.loss_fn.encode(model, texts)  # type: ignore[return-value]
+        encoding = self.steps.one(Phase.ENCODE)
+        if encoding is not None:
+            return encoding.encode(model, texts)  # type: ignore[no-any-return]
         return encode_with_grad(model, texts)
 
     def encode_queries(self, texts: Sequence[str]) -> Tensor:
@@ -140,15 +176,42 @@ class RetrievalModule(L.LightningModule):
         for model in self.frozen_models():
             model.eval()
 
+    # -- phases before the step -------------------------------------------------------------
+    def start_epoch(self, epoch: int) -> None:
+        """``Phase.EPOCH_START`` for ``epoch`` (idempotent: see :class:`Refresher`)."""
+        self.refresher.epoch_start(self.steps.at(Phase.EPOCH_START), self.view, epoch,
+                                   self._report, self._rank_zero)
+
+    def on_train_epoch_start(self) -> None:
+        self.start_epoch(self.current_epoch)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """``Phase.BEFORE_STEP``, then the step's timer starts."""
+        self.refresher.before_step(self.steps.at(Phase.BEFORE_STEP), self.view, self._report,
+                                   self._rank_zero)
+        self._t_step = time.perf_counter()
+
+    @property
+    def _rank_zero(self) -> bool:
+        return bool(self._trainer is None or self.trainer.is_global_zero)
+
+    def _report(self, prefix: str, stats: dict[str, Any]) -> None:
+        metrics = {f"{prefix}/{k}": float(v) for k, v in stats.items()
+                   if isinstance(v, (int, float))}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
+
     # -- the step ---------------------------------------------------------------------------
     def build_context(self, batch: dict[str, Any]) -> ScoreContext:
+        """``ATTACH_NEGATIVES``, ``ENCODE`` and ``GATHER``: the batch's score context."""
         idx: Tensor = batch["idx"]
         qids, pos_ids = batch["qids"], batch["pos_ids"]
         neg_ids: list[list[str]] = []
         teacher = None
-        if self.miner is not None:
-            neg_ids, teacher_np = self.miner.negatives(idx.tolist(), self.current_epoch,
-                                                       self.global_step)
+        miner = self.steps.one(Phase.ATTACH_NEGATIVES)
+        if miner is not None:
+            neg_ids, teacher_np = miner.negatives(idx.tolist(), self.current_epoch,
+                                                  self.global_step)
             if teacher_np is not None:
                 teacher = torch.as_tensor(teacher_np, dtype=torch.float32, device=self.device)
         flat_neg = [d for row in neg_ids for d in row]
@@ -165,7 +228,7 @@ class RetrievalModule(L.LightningModule):
             pair_idx=idx.to(self.device), labels=torch.arange(len(qids), device=self.device),
             mask=torch.zeros(len(qids), len(doc_texts), dtype=torch.bool, device=self.device),
             weights=torch.ones(len(qids), device=self.device),
-            teacher=_teacher_matrix(teacher, len(qids), len(flat_neg), self.device),
+            teacher=teacher_matrix(teacher, len(qids), len(flat_neg), self.device),
             num_negatives=len(neg_ids[0]) if neg_ids else 0,
             positives=self.pairs.positives, step=self.global_step, epoch=self.current_epoch,
             max_steps=max(int(self.trainer.estimated_stepping_batches), 1)
@@ -173,31 +236,38 @@ class RetrievalModule(L.LightningModule):
             temperature=float(self.loss_fn.temperature)
             if isinstance(self.loss_fn, HasTemperature) else 0.05,
         )
-        ctx = gather_context(ctx, self)
+        ctx = gather_context(ctx)
         if self.mask_known_positives:
             ctx.mask |= known_positive_mask(ctx)
         return ctx
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._t_step = time.perf_counter()  # after the callbacks' refreshes of this batch
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         self.apply_modes()
         ctx = self.build_context(batch)
-        if isinstance(self.miner, ShapesContext):
-            ctx = self.miner.shape_context(ctx)
-        for strategy in self.strategies:
+        for part in self.steps.at(Phase.SHAPE_CONTEXT):
+            ctx = part.shape_context(ctx)
+        for strategy in self.steps.at(Phase.IN_BATCH):
             ctx = strategy(ctx)
-        per_query = None
-        if isinstance(self.loss_fn, ReportsPerQuery):
-            loss, per_query = self.loss_fn.loss_and_per_query(ctx)
-        else:
-            loss = self.loss_fn(ctx)
-        for strategy in self.strategies:
-            if isinstance(strategy, AfterLoss):
-                strategy.after_loss(ctx, per_query)
-        if isinstance(self.miner, JointObjective):
-            loss = self.miner.joint_loss(ctx, loss)  # type: ignore[assignment]
+        loss, per_query = self.reduce(ctx)
+        for part in self.steps.at(Phase.AFTER_LOSS):
+            part.after_loss(ctx, per_query)
+        for part in self.steps.at(Phase.OBJECTIVE):
+            loss = part.joint_loss(ctx, loss)
+        self.observe(ctx, loss, per_query)
+        self._step_ctx = ctx  # for STEP_END, once the optimizer stepped
+        return loss
+
+    def reduce(self, ctx: ScoreContext) -> tuple[Tensor, Tensor | None]:
+        """``Phase.LOSS``: the loss and, when it reports them, its unweighted per-query values."""
+        loss_fn = self.steps.one(Phase.LOSS)
+        if isinstance(loss_fn, ReportsPerQuery):
+            loss, per_query = loss_fn.loss_and_per_query(ctx)
+            return loss, per_query  # type: ignore[return-value]
+        return loss_fn(ctx), None
+
+    def observe(self, ctx: ScoreContext, loss: Tensor, per_query: Tensor | None) -> None:
+        """``Phase.OBSERVE``: the observers, the loss, the learning rate and, every
+        ``telemetry_every`` steps, the negative-quality telemetry and the time split."""
         for observe in self.observers:
             observe(ctx, loss, per_query)
         bs = ctx.batch_size
@@ -209,32 +279,55 @@ class RetrievalModule(L.LightningModule):
             stats = batch_telemetry(ctx)
             stats.update(ctx.logs)
             logged = {f"neg/{k}": float(v) for k, v in stats.items()}
-            logged.update({f"time/{k}": v for k, v in time_split(self.timings).items()})
+            logged.update({f"time/{k}": v for k, v in self.clock.split().items()})
             for logger in self.loggers:  # directly: every N steps, whatever log_every_n_steps
                 logger.log_metrics(logged, step=self.global_step)
-        self._last_ctx_logs = ctx.logs
-        return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.global_step != self._optimizer_steps_seen:  # the optimizer stepped (not on
-            self._optimizer_steps_seen = self.global_step   # every micro-batch of accumulation)
-            for s in self.strategies:
-                if isinstance(s, OptimizerStepHook):
-                    s.on_optimizer_step(self)
-        for s in self.strategies:
-            if isinstance(s, StepEndHook):
-                s.on_step_end(self)
-        if getattr(self, "_t_step", None) is not None:  # forward, backward, optimizer step
-            self.timings["train_step_s"] += time.perf_counter() - self._t_step
+        """``OPTIMIZER_STEP`` (when the optimizer stepped: not on every micro-batch of
+        gradient accumulation), ``STEP_END``, then ``CHECKPOINT``: every part's state is
+        final."""
+        if self.global_step != self.optimizer_steps_seen:
+            self.optimizer_steps_seen = self.global_step
+            for part in self.steps.at(Phase.OPTIMIZER_STEP):
+                part.on_optimizer_step(self.view)
+        ctx, self._step_ctx = self._step_ctx, None
+        for part in self.steps.at(Phase.STEP_END):
+            part.on_step_end(self.view, ctx)
+        if self._t_step is not None:  # forward, backward, optimizer step
+            self.clock.train_step_s += time.perf_counter() - self._t_step
             self._t_step = None
-        for hook in self.after_batch:  # the batch is done: every part's state is final
-            hook(self.trainer)
+        for part in self.steps.at(Phase.CHECKPOINT):
+            part.after_batch(self.trainer)
 
     def on_fit_start(self) -> None:
         self.apply_modes()  # before Lightning's check for modules left in eval mode
 
     def on_train_start(self) -> None:
-        self._optimizer_steps_seen = self.global_step  # a resumed run's steps are not new
+        self.optimizer_steps_seen = self.global_step  # a resumed run's steps are not new
+
+    def on_train_end(self) -> None:
+        """Background work of the parts stops (ANCE's asynchronous refresh: its negatives
+        would never be used)."""
+        for part in self.steps.parts:
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
+
+    def timings(self) -> dict[str, float]:
+        """The time split of training so far (``time/…``)."""
+        return self.clock.split()
+
+    def steps_state(self) -> dict[str, Any]:
+        """The module's own state for a checkpoint (its parts' is theirs): the step clock, the
+        refresh counters and the optimizer steps seen."""
+        return {"timings": self.clock.state_dict(), "refresher": self.refresher.state_dict(),
+                "optimizer_steps_seen": int(self.optimizer_steps_seen)}
+
+    def load_steps_state(self, state: dict[str, Any]) -> None:
+        self.clock.load_state_dict(state["timings"])
+        self.refresher.load_state_dict(state["refresher"])
+        self.optimizer_steps_seen = int(state["optimizer_steps_seen"])
 
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -290,32 +383,6 @@ def adamw_kernel(params: Sequence[Tensor], precision: str, clip_val: float
     if precision.endswith("-mixed") and clip_val > 0:
         return None, True
     return True, None
-
-
-def known_positive_mask(ctx: ScoreContext) -> Tensor:
-    """(B, N) True where candidate j is a known positive of query i (other than its label)."""
-    rows = []
-    for qid, pos in zip(ctx.qids, ctx.pos_ids):
-        known = ctx.positives.get(qid, set()) | {pos}
-        rows.append([did in known for did in ctx.doc_ids])
-    mask = torch.tensor(rows, dtype=torch.bool, device=ctx.mask.device)
-    mask[torch.arange(ctx.batch_size, device=mask.device), ctx.labels] = False
-    return mask
-
-
-def _teacher_matrix(teacher: Tensor | None, b: int, n_neg: int, device: torch.device
-                    ) -> Tensor | None:
-    """Place per-pair teacher scores ``(B, 1+k)`` (positive first) on the (B, B*(1+k)) grid."""
-    if teacher is None:
-        return None
-    k = teacher.shape[1] - 1
-    out = torch.full((b, b + n_neg), float("nan"), device=device)
-    rows = torch.arange(b, device=device)
-    out[rows, rows] = teacher[:, 0]
-    if k > 0:
-        cols = b + rows[:, None] * k + torch.arange(k, device=device)[None, :]
-        out[rows[:, None], cols] = teacher[:, 1:]
-    return out
 
 
 def _trainable(model: torch.nn.Module) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 @torch.no_grad()

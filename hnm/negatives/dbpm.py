@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from hnm.errors import ConfigError, check_choice, check_range
 from hnm.losses.infonce import masked_logits
-from hnm.modules.context import ScoreContext
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ Weighting = Literal["constant", "gaussian"]
 WEIGHTINGS = ("constant", "gaussian")
 
 
-class DynamicBadPairMining(nn.Module):
+class DynamicBadPairMining(PartState):
     """Track each training pair's loss; down-weight pairs whose loss is an outlier.
 
     **History rule (the paper's).** Memory: per training pair (``ctx.pair_idx``) the sum and
@@ -52,8 +53,8 @@ class DynamicBadPairMining(nn.Module):
     per-query values. A loss that does not report them (``per_query`` None) is covered by the
     InfoNCE per query of the final context (detached, at ``ctx.temperature``); this is visible
     as ``dbpm_loss_fallback`` = 1 in the telemetry and ``fallback_batches``, and logged once.
-    Memory and the running population are the module's *extra state* (checkpointed; restored
-    on ``resume=``).
+    Memory and the running population are the strategy's state (``state_dict``: checkpointed,
+    restored on ``resume=``).
 
     ``check_schedule`` refuses a run in which neither rule can ever act (``warmup_epochs`` not
     below the run's epochs and no within-epoch rule, or one that starts after the last step).
@@ -87,14 +88,12 @@ class DynamicBadPairMining(nn.Module):
     data).
     """
 
-    # saved and restored by get_extra_state / set_extra_state (see hnm.state)
-    restored_by_lightning = ("loss_sum", "loss_count", "epochs_seen", "running")
+    phases = (Phase.IN_BATCH, Phase.AFTER_LOSS)
 
     def __init__(self, threshold: float = 2.0, low_threshold: float | None = None,
                  bad_weight: float = 0.1, weighting: Weighting = "constant",
                  warmup_epochs: int = 1, within_epoch_warmup: float | None = 0.1,
                  min_pairs: int = 8) -> None:
-        super().__init__()
         check_choice("negatives.dbpm.weighting", weighting, WEIGHTINGS)
         check_range("negatives.dbpm.threshold", threshold, 0.0)
         if low_threshold is not None:
@@ -222,7 +221,7 @@ class DynamicBadPairMining(nn.Module):
         return mu, math.sqrt(max(squares / count - mu * mu, 0.0))
 
     # -- the strategy -------------------------------------------------------------------------
-    def forward(self, ctx: ScoreContext) -> ScoreContext:
+    def __call__(self, ctx: ScoreContext) -> ScoreContext:
         if self._epoch != ctx.epoch:
             self.snapshot(ctx.epoch)
         w, bad = self.bad_weights(ctx.pair_idx)
@@ -266,18 +265,6 @@ class DynamicBadPairMining(nn.Module):
                                    f"a batch of {ctx.pair_idx.numel()} pairs")
         ctx.logs["dbpm_loss_fallback"] = float(per_query is None)
         self.record(ctx.pair_idx, losses, ctx.epoch)
-
-    # -- checkpointing ------------------------------------------------------------------------
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"sum": self.loss_sum.clone(), "count": self.loss_count.clone(),
-                "epochs": sorted(self.epochs_seen), "running": self.running.clone()}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.loss_sum = state.get("sum", torch.zeros(0, dtype=torch.float64))
-        self.loss_count = state.get("count", torch.zeros(0, dtype=torch.long))
-        self.epochs_seen = set(state.get("epochs", []))
-        self.running = state.get("running", torch.zeros(3, dtype=torch.float64))
-        self._epoch = None
 
 
 @torch.no_grad()

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from hnm.errors import ConfigError
-from hnm.modules.context import ScoreContext
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext
 
 _SPACE = re.compile(r"\s+")
 
@@ -51,7 +52,7 @@ def known_positive_columns(ctx: ScoreContext, start: int = 0) -> Tensor:
     return out
 
 
-class FalseNegativeMask:
+class FalseNegativeMask(PartState):
     """Mask candidates that share a document id or the text of one of the query's positives.
 
     A candidate ``j`` stops being a negative of query ``i`` when
@@ -84,6 +85,8 @@ class FalseNegativeMask:
     Recommended with every sampler that can put one document twice in a batch (``ngame``,
     ``tas_balanced``) and with ``queue``/``prebatch`` placed before it.
     """
+
+    phases = (Phase.IN_BATCH,)
 
     def __init__(self, match_ids: bool = True, match_text: bool = True,
                  normalize_whitespace: bool = True, lowercase: bool = True) -> None:

@@ -12,14 +12,14 @@ from torch import Tensor
 
 from hnm.cache import frozen_embed_fn
 from hnm.errors import check_choice, check_range
-from hnm.modules.context import ScoreContext
-from hnm.types import EmbedFn
+from hnm.state import PartState
+from hnm.types import EmbedFn, Phase, ScoreContext, TrainingView
 
 MarginStrategy = Literal["absolute", "relative"]
 MARGIN_STRATEGIES = ("absolute", "relative")
 
 
-class GISTFilter:
+class GISTFilter(PartState):
     """Guided in-sample selection of negatives (GISTEmbed).
 
     A frozen guide model embeds the batch's queries and candidate texts (no gradient) and scores
@@ -34,9 +34,10 @@ class GISTFilter:
     (synthetic, or shared extras stored without text) are never masked; the label column is
     never masked.
 
-    The guide's embeddings come from :func:`hnm.cache.frozen_embed_fn` (its weights are
-    frozen), so texts it has embedded before, in this run (the zero-shot corpus when the guide
-    is the starting model) or an earlier one, are served from the embedding cache.
+    The guide's embeddings come from the view of training's frozen embedder (its weights are
+    frozen; :meth:`bind`), so texts it has embedded before, in this run (the zero-shot corpus
+    when the guide is the starting model) or an earlier one, are served from the run's
+    embedding cache.
 
     The guide runs and scores in float32 outside autocast, as ``ScoreContext.scores()`` does:
     under bf16 mixed precision its embeddings and cosines would be rounded to ~3 significant
@@ -66,6 +67,9 @@ class GISTFilter:
     ``queue``/``prebatch`` to guard only the batch, after them to guard their texts too.
     """
 
+    phases = (Phase.IN_BATCH,)
+    not_state = ("guide",)  # models it holds, not its state (hnm.state)
+
     def __init__(self, guide: SentenceTransformer, margin: float = 0.0,
                  margin_strategy: MarginStrategy = "absolute", batch_size: int = 64) -> None:
         check_choice("negatives.gist.margin_strategy", margin_strategy, MARGIN_STRATEGIES)
@@ -79,6 +83,12 @@ class GISTFilter:
         self.batch_size = int(batch_size)
         self.masked = 0
         self._embed: EmbedFn | None = None
+        self._view: TrainingView | None = None
+
+    def bind(self, view: TrainingView) -> None:
+        """Embed with the guide through the run's embedding cache, which the view holds."""
+        self._view = view
+        self._embed = None
 
     def frozen_models(self) -> list[torch.nn.Module]:
         """The guide: never trained, in eval mode at every step."""
@@ -96,7 +106,9 @@ class GISTFilter:
             self._embed = None
         self.guide.eval()
         if self._embed is None:
-            self._embed = frozen_embed_fn(self.guide, self.batch_size, progress=False)
+            self._embed = (frozen_embed_fn(self.guide, self.batch_size, progress=False)
+                           if self._view is None
+                           else self._view.frozen_embedder(self.guide, self.batch_size))
         uniq = list(dict.fromkeys(texts))
         with torch.autocast(device.type, enabled=False):
             emb = F.normalize(torch.from_numpy(self._embed(uniq)).to(device).float(), dim=-1)

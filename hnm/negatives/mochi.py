@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hnm.errors import ConfigError, check_range
-from hnm.modules.context import ScoreContext
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext
 
 # raw score of a synthetic negative a query could not build (no usable negatives): never wins
 EMPTY_SCORE = -1.0e4
@@ -31,7 +32,7 @@ class Mixes:
     valid: Tensor
 
 
-class MoCHiMixing:
+class MoCHiMixing(PartState):
     """Hard negative mixing (MoCHi) over the batch's candidate documents.
 
     Per query ``q`` (raw scores ``s = q·d``, no gradient used for the selection):
@@ -71,6 +72,8 @@ class MoCHiMixing:
     drawn with replacement (``i == j`` gives the negative itself). Recommended after ``queue``
     or ``prebatch`` (a larger pool to mix) and after ``gist`` (so false negatives are not mixed).
     """
+
+    phases = (Phase.IN_BATCH,)
 
     def __init__(self, n_hard: int = 16, n_mix: int = 16, n_query_mix: int = 8,
                  beta_max: float = 0.5, seed: int = 0) -> None:

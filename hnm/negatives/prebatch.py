@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from hnm.errors import ConfigError, check_range
-from hnm.modules.context import ScoreContext
 from hnm.negatives.false_negative_mask import known_positive_columns
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext
 
 
-class PreBatchNegatives(nn.Module):
+class PreBatchNegatives(PartState):
     """Reuse the (detached) document embeddings of the previous ``k`` batches as negatives.
 
     Before the loss, the buffered embeddings of the last ``k`` batches (with their ids and texts)
@@ -25,7 +25,8 @@ class PreBatchNegatives(nn.Module):
     Only the batch's positives are kept (as in both papers): explicit negatives are already
     hard negatives of their own queries, and shared extras (a queue) are not batch documents.
 
-    The buffer is the module's *extra state* (checkpointed; restored on ``resume=``). Under
+    The buffer is the strategy's state (``state_dict``: checkpointed, restored on ``resume=``).
+    Under
     gradient accumulation a batch is a micro-batch: the previous micro-batches of the same
     optimizer step were encoded by the same weights, so they are the freshest pre-batches.
     The first batch has no previous one, so a run needs at least two optimizer steps
@@ -48,11 +49,9 @@ class PreBatchNegatives(nn.Module):
     previous batches are easy negatives. Prefer ``queue`` when staleness matters.
     """
 
-    # saved and restored by get_extra_state / set_extra_state (see hnm.state)
-    restored_by_lightning = ("buffer",)
+    phases = (Phase.IN_BATCH,)
 
     def __init__(self, k: int = 2) -> None:
-        super().__init__()
         check_range("negatives.prebatch.k", k, 1)
         self.k = int(k)
         self.buffer: deque[tuple[Tensor, list[str], list[str]]] = deque(maxlen=self.k)
@@ -81,7 +80,7 @@ class PreBatchNegatives(nn.Module):
     def push(self, emb: Tensor, ids: list[str], texts: list[str]) -> None:
         self.buffer.append((emb.detach().clone(), list(ids), list(texts)))
 
-    def forward(self, ctx: ScoreContext) -> ScoreContext:
+    def __call__(self, ctx: ScoreContext) -> ScoreContext:
         n0 = len(ctx.doc_ids)
         cols = list(dict.fromkeys(ctx.labels.tolist()))
         current = (ctx.d[cols].detach(), [ctx.doc_ids[j] for j in cols],
@@ -100,10 +99,3 @@ class PreBatchNegatives(nn.Module):
         ctx.logs["prebatch_size"] = float(len(ids))
         self.push(*current)
         return ctx
-
-    # -- checkpointing ------------------------------------------------------------------------
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"buffer": [(e.cpu(), i, t) for e, i, t in self.buffer]}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.buffer = deque(state.get("buffer", []), maxlen=self.k)

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from hnm.errors import check_choice, check_range
-from hnm.modules.context import ScoreContext
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext
 
 Schedule = Literal["linear", "cosine", "step"]
 SCHEDULES = ("linear", "cosine", "step")
@@ -37,7 +38,7 @@ def percentile(x: Tensor) -> Tensor:
     return (less + 0.5 * (equal - 1)) / (n - 1)
 
 
-class ProgressiveWeighting:
+class ProgressiveWeighting(PartState):
     """Progressive per-query loss weights: emphasis moves from easy to hard samples.
 
     For each query the difficulty is measured on the current batch (raw scores, no gradient):
@@ -80,6 +81,8 @@ class ProgressiveWeighting:
     with a very large batch (80k in-batch negatives) and five mined hard negatives per query.
     Recommended with ``+miner=…`` hard negatives, where difficulty varies most across queries.
     """
+
+    phases = (Phase.IN_BATCH,)
 
     def __init__(self, schedule: Schedule = "linear", strength: float = 1.0,
                  difficulty: Difficulty = "margin", switch_at: float = 0.5) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,11 +12,12 @@ from torch import Tensor, nn
 from hnm import counting
 from hnm.encoders.embed import encode_with_grad, eval_mode
 from hnm.errors import ConfigError, check_range
-from hnm.modules.context import ScoreContext
 from hnm.negatives.false_negative_mask import known_positive_columns
+from hnm.state import PartState
+from hnm.types import Phase, ScoreContext, TrainingView
 
 
-class MomentumQueue(nn.Module):
+class MomentumQueue(PartState):
     """A momentum copy of the document encoder and a FIFO queue of its embeddings (MoCo).
 
     Every step, the ``size`` queued embeddings (with their ids and texts) join the candidates as
@@ -26,19 +26,17 @@ class MomentumQueue(nn.Module):
 
     1. once per optimizer step (``on_optimizer_step``; not per micro-batch under gradient
        accumulation), momentum update of the key encoder ``θ_k ← m·θ_k + (1-m)·θ_q`` (created
-       on first use as a deep copy of the module's document encoder: ``module.doc_encoder`` or
-       ``module.encoder``);
+       on first use as a deep copy of the document encoder being trained: the view's
+       ``doc_encoder``, else its ``encoder``);
     2. after every batch (``on_step_end``), the batch's positive texts are embedded by the key
        encoder (no gradient, eval mode) and enqueued; the oldest entries are dropped first, so
        the queue keeps the newest ``size`` in arrival order.
 
     The first batch trains with an empty queue, so a run needs at least two optimizer steps
-    (``check_schedule`` refuses a shorter one). The key encoder is listed by
-    ``frozen_models()`` (eval mode at every step).
-
-    State (key encoder weights, queue, ids, texts) is kept as the module's *extra state*, so it
-    is checkpointed with the LightningModule and restored on ``resume=`` although the key
-    encoder is created lazily; it is moved to the embeddings' device on use.
+    (``check_schedule`` refuses a shorter one). The key encoder is a model this strategy
+    declares (:meth:`models`): the training module registers it (its weights are in every
+    checkpoint, it moves with the module) and it is listed by ``frozen_models()`` (eval mode at
+    every step). The queue, its ids and texts are the strategy's state (``state_dict``).
 
     Telemetry: ``queue_fill`` (entries / size), ``queue_masked`` (entries masked as known
     positives), ``queue_score`` (mean raw score of queries against the queue). Effect:
@@ -61,12 +59,11 @@ class MomentumQueue(nn.Module):
     ``gist`` or ``false_negative_mask`` placed after it to guard the queue's texts.
     """
 
-    # saved and restored by get_extra_state / set_extra_state (see hnm.state)
-    restored_by_lightning = ("emb", "ids", "texts", "_key", "_pending_key_state")
+    phases = (Phase.IN_BATCH, Phase.OPTIMIZER_STEP, Phase.STEP_END)
+    not_state = ("key_encoder",)  # a model it declared: in Lightning's checkpoint
 
     def __init__(self, size: int = 1024, momentum: float = 0.999,
                  encode_batch_size: int = 64) -> None:
-        super().__init__()
         check_range("negatives.queue.size", size, 1)
         check_range("negatives.queue.momentum", momentum, 0.0, 1.0)
         check_range("negatives.queue.encode_batch_size", encode_batch_size, 1)
@@ -78,9 +75,8 @@ class MomentumQueue(nn.Module):
         self.emb: Tensor | None = None
         self.ids: list[str] = []
         self.texts: list[str] = []
-        self._key: list[SentenceTransformer] = []   # a list: keep it out of the parameters
-        self._pending_key_state: dict[str, Tensor] | None = None
-        self._pending: tuple[list[str], list[str]] | None = None
+        self.key_encoder: SentenceTransformer | None = None
+        self.key_ready = False  # θ_k holds a copy of the online weights (the first update)
 
     # -- the queue ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -97,27 +93,36 @@ class MomentumQueue(nn.Module):
         self.texts = (self.texts + list(texts))[-self.size:]
 
     # -- the key encoder ----------------------------------------------------------------------
-    @property
-    def key_encoder(self) -> SentenceTransformer | None:
-        return self._key[0] if self._key else None
+    def models(self, encoder: nn.Module, doc_encoder: nn.Module | None) -> dict[str, nn.Module]:
+        """The key encoder, declared as the training module's ``queue_key_encoder`` (its
+        weights are in every checkpoint, it moves with the module): a frozen copy of the
+        document encoder, which the first update sets to the online weights."""
+        key = copy.deepcopy(doc_encoder or encoder)
+        key.requires_grad_(False)
+        self.key_encoder = key  # type: ignore[assignment]
+        return {"queue_key_encoder": key}
 
+    @torch.no_grad()
     def ensure_key_encoder(self, online: nn.Module) -> SentenceTransformer:
-        if not self._key:
+        """``θ_k = θ_q`` the first time (a copy of the online weights; a new frozen copy where
+        no key encoder was declared, outside a training module)."""
+        if self.key_encoder is None:
             key = copy.deepcopy(online)
             key.requires_grad_(False)
-            if self._pending_key_state is not None:
-                key.load_state_dict(self._pending_key_state)
-                self._pending_key_state = None
-            self._key.append(key)
-        return self._key[0]
+            self.key_encoder = key  # type: ignore[assignment]
+        elif not self.key_ready:
+            self.key_encoder.load_state_dict(online.state_dict())
+        self.key_ready = True
+        return self.key_encoder  # type: ignore[return-value]
 
     @torch.no_grad()
     def momentum_update(self, online: nn.Module) -> None:
-        """``θ_k ← m·θ_k + (1-m)·θ_q`` for every parameter (a fresh copy on first call)."""
-        copied = not self._key and self._pending_key_state is None
-        key = self.ensure_key_encoder(online)
-        if copied:
-            return  # θ_k = θ_q: the fresh copy is the update
+        """``θ_k ← m·θ_k + (1-m)·θ_q`` for every parameter (a copy on the first call)."""
+        if not self.key_ready:
+            self.ensure_key_encoder(online)
+            return  # θ_k = θ_q: the copy is the update
+        key = self.key_encoder
+        assert key is not None
         device = next(online.parameters()).device
         if next(key.parameters()).device != device:
             key.to(device)
@@ -146,7 +151,7 @@ class MomentumQueue(nn.Module):
                 "trainer.max_epochs) never trains against it; train for at least 2 steps")
 
     # -- the strategy -------------------------------------------------------------------------
-    def forward(self, ctx: ScoreContext) -> ScoreContext:
+    def __call__(self, ctx: ScoreContext) -> ScoreContext:
         start = len(ctx.doc_ids)
         if self.emb is not None and len(self):
             ctx.add_candidates(self.emb.to(ctx.d.device), list(self.ids), list(self.texts))
@@ -159,44 +164,21 @@ class MomentumQueue(nn.Module):
             self.added += len(ctx.doc_ids) - start
             self.masked += int(known.sum())
         ctx.logs["queue_fill"] = len(self) / self.size
-        labels = ctx.labels.tolist()
-        self._pending = ([ctx.doc_texts[j] for j in labels], [ctx.doc_ids[j] for j in labels])
         return ctx
 
     def frozen_models(self) -> list[nn.Module]:
         """The key encoder: updated by momentum only, always in eval mode."""
         return [self.key_encoder] if self.key_encoder is not None else []
 
-    def on_optimizer_step(self, module: Any) -> None:
+    def on_optimizer_step(self, view: TrainingView) -> None:
         """The momentum update, once per optimizer step (not per accumulated micro-batch)."""
-        online = getattr(module, "doc_encoder", None) or module.encoder
-        self.momentum_update(online)
+        self.momentum_update(view.doc_encoder or view.encoder)
 
-    def on_step_end(self, module: Any) -> None:
-        """Enqueue this batch's positives, encoded by the key encoder."""
-        if self.key_encoder is None:  # before the first optimizer step: θ_k = θ_q
-            online = getattr(module, "doc_encoder", None) or module.encoder
-            self.ensure_key_encoder(online)
-        if self._pending is None:
-            return
-        texts, ids = self._pending
-        self._pending = None
-        self.enqueue(self.encode_keys(texts), ids, texts)
-
-    # -- checkpointing ------------------------------------------------------------------------
-    def get_extra_state(self) -> dict[str, Any]:
-        key = self.key_encoder
-        key_state = ({k: v.detach().cpu() for k, v in key.state_dict().items()}
-                     if key is not None else self._pending_key_state)
-        return {"emb": None if self.emb is None else self.emb.detach().cpu(),
-                "ids": list(self.ids), "texts": list(self.texts), "key": key_state}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.emb = state.get("emb")
-        self.ids = list(state.get("ids", []))
-        self.texts = list(state.get("texts", []))
-        key_state = state.get("key")
-        if key_state is not None and self._key:
-            self._key[0].load_state_dict(key_state)
-        else:
-            self._pending_key_state = key_state
+    def on_step_end(self, view: TrainingView, ctx: ScoreContext) -> None:
+        """Enqueue this batch's positives (``ctx``: the step's context), encoded by the key
+        encoder."""
+        if not self.key_ready:  # before the first optimizer step: θ_k = θ_q
+            self.ensure_key_encoder(view.doc_encoder or view.encoder)
+        labels = ctx.labels.tolist()
+        texts = [ctx.doc_texts[j] for j in labels]
+        self.enqueue(self.encode_keys(texts), [ctx.doc_ids[j] for j in labels], texts)

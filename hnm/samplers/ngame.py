@@ -12,7 +12,8 @@ from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError, check_choice, check_range
 from hnm.samplers.clustering import balanced_kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
-from hnm.types import EmbedFn
+from hnm.state import PartState
+from hnm.types import EmbedFn, Phase
 
 EMBED_CHOICES = ("query", "positive", "both")
 SCHEDULE_CHOICES = ("constant", "double")
@@ -25,7 +26,7 @@ def _embed_unique(fn: EmbedFn, texts: Sequence[str]) -> np.ndarray:
     return np.asarray(fn(list(index)), dtype=np.float32)[inv]
 
 
-class NGAMESampler:
+class NGAMESampler(PartState):
     """Negative-mining-aware mini-batching: each batch is a few clusters of similar pairs.
 
     Every training pair is embedded with the current encoder, the embeddings are split into
@@ -80,6 +81,8 @@ class NGAMESampler:
     duplicate positives, since cluster-mates often share relevant documents. Larger batches
     (more clusters per batch) keep some easy negatives in every batch.
     """
+
+    phases = (Phase.EPOCH_START, Phase.COMPOSE_BATCH)
 
     def __init__(self, pairs: TrainPairs, batch_size: int, seed: int = 0,
                  drop_last: bool = False, cluster_size: int = 8,

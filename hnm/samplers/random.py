@@ -8,7 +8,8 @@ import numpy as np
 
 from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError
-from hnm.types import EmbedFn
+from hnm.state import PartState
+from hnm.types import EmbedFn, Phase
 
 
 def epoch_rng(seed: int, epoch: int, stream: int = 0) -> np.random.Generator:
@@ -33,12 +34,14 @@ def check_batch_size(batch_size: int) -> None:
         raise ConfigError(f"batch_size={batch_size!r} is not valid; expected an integer >= 1")
 
 
-class ModelFreeSampler:
+class ModelFreeSampler(PartState):
     """Protocol plumbing shared by samplers whose batches do not depend on the model.
 
     A subclass sets ``self.epoch`` and defines ``batches()`` (this epoch's batches) and
     ``__len__``; ``set_epoch``, iteration and the no-op refresh come from here.
     """
+
+    phases = (Phase.EPOCH_START, Phase.COMPOSE_BATCH)
 
     epoch: int = 0
 

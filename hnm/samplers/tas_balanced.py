@@ -13,7 +13,8 @@ from hnm.data.dataset import TrainPairs
 from hnm.errors import ConfigError, check_choice, check_range
 from hnm.samplers.clustering import kmeans
 from hnm.samplers.random import check_batch_size, epoch_rng, num_batches, to_batches
-from hnm.types import EmbedFn
+from hnm.state import PartState
+from hnm.types import EmbedFn, Phase
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def balanced_choice(bins: np.ndarray, n_bins: int, k: int, rng: np.random.Genera
     return out
 
 
-class TASBalancedSampler:
+class TASBalancedSampler(PartState):
     """Topic-aware batches from query clusters, and margin-balanced explicit negatives.
 
     **Topic-aware sampling.** At the first refresh (before training, with the starting
@@ -128,6 +129,9 @@ class TASBalancedSampler:
     Recommended with: ``loss=margin_mse`` (TAS-B's pairwise loss), a ``guide`` stronger than
     the student, and ``+negatives=false_negative_mask`` (cluster-mates often share positives).
     """
+
+    phases = (Phase.EPOCH_START, Phase.COMPOSE_BATCH)
+    not_state = ("guide",)  # models it holds, not its state (hnm.state)
 
     def __init__(self, pairs: TrainPairs, batch_size: int, seed: int = 0,
                  drop_last: bool = False, n_clusters: int | None = None,
@@ -369,7 +373,7 @@ class TASBalancedSampler:
         return {key: float(v) for key, v in self._served.items()}
 
 
-class SamplerNegatives:
+class SamplerNegatives(PartState):
     """The :class:`~hnm.types.Miner` view of a sampler that chooses explicit negatives.
 
     ``negatives`` returns the sampler's negatives and teacher scores for the epoch. The
@@ -377,6 +381,9 @@ class SamplerNegatives:
     not (under DDP the data module trains with a rank-sharded copy of the sampler), the first
     ``needs_refresh`` asks for them and ``refresh`` computes them here.
     """
+
+    phases = (Phase.BEFORE_STEP, Phase.ATTACH_NEGATIVES)
+    not_state = ("sampler",)  # the sampler's state is its own
 
     def __init__(self, sampler: TASBalancedSampler) -> None:
         self.sampler = sampler

@@ -42,8 +42,8 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
 
     from hnm.dist import broadcast_object, sharded_embed_fn
     from hnm.losses.infonce import InfoNCELoss
-    from hnm.modules.context import ScoreContext
     from hnm.modules.gather import gather_context
+    from hnm.types import ScoreContext
 
     dist.init_process_group("gloo", rank=rank, world_size=world)
     t = global_tensors()

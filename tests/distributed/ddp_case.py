@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from hnm.data.dataset import RetrievalData, TrainPairs
+from hnm.types import Phase
 
 GLOBAL_BATCH = 8
 K = 2  # explicit negatives per query
@@ -41,6 +42,7 @@ class RingMiner:
     has rank 1's documents as explicit negatives; teacher scores encode (pair, slot)."""
 
     num_negatives = K
+    phases = (Phase.ATTACH_NEGATIVES,)
 
     def __init__(self, pairs: TrainPairs) -> None:
         self.pairs = pairs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from hnm.losses.infonce import InfoNCELoss
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 def _ctx(q: torch.Tensor, d: torch.Tensor, mask: torch.Tensor) -> ScoreContext:

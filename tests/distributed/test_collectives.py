@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hnm.losses.infonce import InfoNCELoss
-from hnm.modules.context import ScoreContext
-from hnm.modules.retrieval import _teacher_matrix
+from hnm.modules.batch import teacher_matrix
+from hnm.types import ScoreContext
 from tests.distributed.collectives_case import (
     SIZES,
     K,
@@ -41,7 +41,7 @@ def _single_process() -> tuple[float, torch.Tensor, torch.Tensor, ScoreContext]:
                        pos_ids=ids[:b], queries=[""] * b, pair_idx=torch.arange(b),
                        labels=torch.arange(b), mask=torch.zeros(b, b * (1 + K), dtype=torch.bool),
                        weights=torch.ones(b),
-                       teacher=_teacher_matrix(t["teacher"], b, b * K, torch.device("cpu")))
+                       teacher=teacher_matrix(t["teacher"], b, b * K, torch.device("cpu")))
     loss = InfoNCELoss(temperature=0.1)(ctx)
     loss.backward()
     return float(loss), q.grad, d.grad, ctx

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hnm.modules.context import ScoreContext
 from hnm.modules.gather import _place, _ScaleGrad, gather_context, global_candidate_order
+from hnm.types import ScoreContext
 
 
 def _brute_order(sizes: list[int], k: int) -> list[int]:

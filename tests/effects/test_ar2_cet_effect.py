@@ -50,7 +50,7 @@ def test_ar2_alternates_ranker_and_retriever_steps_from_epoch_0(tmp_path) -> Non
     groups = run.trainer.optimizers[0].param_groups
     ranker_ids = {id(x) for x in run.module.ranker.parameters()}
     assert any(ranker_ids >= {id(x) for x in g["params"]} for g in groups)
-    fx = effect_metrics(run.parts())
+    fx = effect_metrics(run.parts.reported())
     assert fx["strategy/miner/ranker_steps"] == 2 and fx["strategy/miner/retriever_steps"] == 2
     assert fx["strategy/miner/refreshes"] == 1
     assert fx["strategy/miner/pairs_ranked"] == sum(s.batch_size * 6 for s in steps)
@@ -85,6 +85,6 @@ def test_cet_weights_planted_false_negatives_down_from_epoch_0(tmp_path) -> None
     assert rec.steps[0].loss != pytest.approx(plain.steps[0].loss, abs=1e-4)
     assert len(fn_w) >= 8  # the planted false negatives do reach the batches...
     assert sum(fn_w) / len(fn_w) < 0.5 * sum(other_w) / len(other_w)  # ...and count little
-    fx = effect_metrics(rec.run.parts())
+    fx = effect_metrics(rec.run.parts.reported())
     assert fx["strategy/miner/negatives_weighted"] == len(fn_w) + len(other_w)
     assert fx["strategy/miner/weight_mass_removed"] > 0

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from hnm.callbacks.refresh import MinerRefresh
 from hnm.errors import ConfigError
 from hnm.strategy_report import effect_metrics
 from tests.effects.harness import record_fit, topic_of
@@ -71,7 +70,7 @@ def test_dense_static_trains_on_the_starting_encoders_top_ranks(tmp_path, baseli
     assert same_topic((q, r) for s in rec.steps for q, r in zip(s.qids, negatives(s))) > 0.4
     fx = rec.run.miner.effect()
     assert fx["negatives_attached"] == K * rec.served and fx["negatives_padded"] == 0
-    assert effect_metrics(rec.run.parts())["strategy/miner/negatives_attached"] == \
+    assert effect_metrics(rec.run.parts.reported())["strategy/miner/negatives_attached"] == \
         K * rec.served
     assert_changes_the_loss(rec, baseline)
 
@@ -194,8 +193,7 @@ def test_ance_re_mines_once_per_optimizer_step_under_accumulation(tmp_path) -> N
     # 8 micro-batches, 4 optimizer steps: re-mined before optimizer steps 1, 2 and 3, once each
     assert [s.global_step for s in rec.steps] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert rec.run.miner.refreshes == 3
-    callback = next(c for c in rec.run.trainer.callbacks if isinstance(c, MinerRefresh))
-    assert callback.refreshes == 3
+    assert rec.run.module.refresher.miner_refreshes == 3
     first = {}
     for s in rec.steps:  # both micro-batches train on the pool mined at their step's start
         ranker = first.setdefault(s.global_step, s.probe["now"])

@@ -131,7 +131,7 @@ def test_a_strategy_that_changed_nothing_is_reported(fits) -> None:
     """No duplicates in the plain planted data: false_negative_mask masks nothing, and the
     end-of-run report names it."""
     rec = fits("fnm_plain", ["+negatives=false_negative_mask"])
-    parts = rec.run.parts()
+    parts = rec.run.parts.reported()
     effects = effect_metrics(parts)
     assert effects["strategy/negatives/false_negative_mask/candidates_masked"] == 0.0
     assert no_effect(effects, list(parts)) == ["negatives/false_negative_mask"]

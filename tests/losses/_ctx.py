@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 def make_ctx(b: int = 4, k: int = 2, d: int = 8, seed: int = 0, grad: bool = False

@@ -9,7 +9,7 @@ from hnm.encoders import encode_with_grad, tiny_encoder
 from hnm.errors import ConfigError
 from hnm.losses.cached_infonce import CachedInfoNCELoss
 from hnm.losses.infonce import InfoNCELoss
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 from tests.losses._ctx import make_ctx
 
 QUERIES = [f"how to {v} item number {i}" for i, v in

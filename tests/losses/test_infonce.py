@@ -7,7 +7,7 @@ import math
 import torch
 
 from hnm.losses.infonce import InfoNCELoss
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 from tests.losses._ctx import make_ctx
 
 

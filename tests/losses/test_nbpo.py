@@ -73,7 +73,7 @@ def test_flip_rate_and_bias_can_be_learned_and_are_reported() -> None:
     assert loss.flip_logit.grad is not None and loss.bias.grad is not None
     fx = loss.effect()
     assert fx["unlabeled_candidates"] == 4 * 12 - 4 and fx["expected_false_negatives"] > 0
-    assert set(loss.state_dict()) == {"bias", "flip_logit", "bias_set"}
+    assert set(loss.model.state_dict()) == {"bias", "flip_logit", "bias_set"}
     assert not NBPOLoss(learn_bias=False).bias.requires_grad
 
 
@@ -98,5 +98,5 @@ def test_a_null_bias_starts_midway_between_positive_and_unlabeled_scores() -> No
     loss(make_ctx(b=3, k=1, seed=5))  # set once: a later batch does not move it
     assert float(loss.bias) == kept
     resumed = NBPOLoss(temperature=0.1)
-    resumed.load_state_dict(loss.state_dict())
+    resumed.model.load_state_dict(loss.model.state_dict())
     assert bool(resumed.bias_set) and float(resumed.bias) == kept

@@ -42,7 +42,6 @@ def setup(tiny_model):
     f = embed_fn(encoder, progress=False)
     miner.mine(pairs.data, pairs, f, f)
     module = RetrievalModule(encoder, InfoNCELoss(), pairs, miner=miner, lr=1e-2)
-    miner.configure_module(module)
     return miner, module, pairs
 
 
@@ -50,7 +49,7 @@ def params(model) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
-def test_configure_module_adds_a_frozen_copy_of_the_starting_encoder(tiny_model) -> None:
+def test_the_module_gets_a_frozen_copy_of_the_starting_encoder(tiny_model) -> None:
     miner, module, _ = setup(tiny_model)
     doc = module.doc_encoder
     assert doc is not None and doc is not module.encoder

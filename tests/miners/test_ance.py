@@ -4,7 +4,6 @@ negatives of the snapshot taken one period earlier."""
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from hnm.data.dataset import TrainPairs
 from hnm.encoders import embed_fn, tiny_encoder
 from hnm.errors import ConfigError
 from hnm.miners.ance import AnceMiner
+from hnm.modules.view import StaticView
 from tests.conftest import make_data
 
 K = 3
@@ -76,8 +76,7 @@ def test_refresh_uses_the_current_weights(tiny_model, weights) -> None:
 def test_async_refresh_swaps_in_the_snapshot_one_period_later(tiny_model, weights) -> None:
     miner, model, pairs = setup(tiny_model, async_refresh=True, refresh_every_n_steps=2,
                                 encode_chunk=7)
-    module = SimpleNamespace(encoder=model, doc_encoder=None, _trainer=None)
-    miner.configure_module(module)
+    miner.bind(StaticView(encoder=model))
     start = brute_force(model, pairs)
 
     def never(texts):
@@ -105,8 +104,7 @@ def test_async_without_a_module_falls_back_to_synchronous(tiny_model, weights) -
 
 def test_async_job_stops_when_training_is_over(tiny_model) -> None:
     miner, model, pairs = setup(tiny_model, async_refresh=True, encode_chunk=1)
-    trainer = SimpleNamespace(state=SimpleNamespace(finished=True), interrupted=False)
-    miner.configure_module(SimpleNamespace(encoder=model, doc_encoder=None, _trainer=trainer))
+    miner.bind(StaticView(encoder=model, over=True))
     before = miner.pool
     miner.refresh(None, None)  # type: ignore[arg-type]
     stats = miner.refresh(None, None)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import torch
 
 from hnm.errors import ConfigError
 from hnm.miners.ar2 import AR2Miner, period_phases
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 class StubRanker(torch.nn.Module):

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import copy
 import logging
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from hnm.callbacks.refresh import MinerRefresh
 from hnm.errors import ConfigError
 from hnm.losses.infonce import InfoNCELoss
 from hnm.miners.ance import AnceMiner
@@ -19,8 +17,10 @@ from hnm.miners.base import MinerBase
 from hnm.miners.denoise import DenoiseMiner
 from hnm.miners.dense_static import DenseStaticMiner
 from hnm.miners.star import STARMiner
+from hnm.modules.refresh import Refresher, StepClock
 from hnm.modules.retrieval import RetrievalModule
-from hnm.types import ChecksSchedule, HasFrozenModels, ReportsEffect
+from hnm.modules.view import StaticView
+from hnm.types import ChecksSchedule, HasFrozenModels, Phase, ReportsEffect
 from tests.miners.helpers import FixedMiner, no_embed, planted
 
 
@@ -126,18 +126,18 @@ def test_ance_fraction_is_validated(fraction: float) -> None:
         AnceMiner(refresh_every_fraction=fraction)
 
 
-def test_ance_period_falls_back_to_the_trainers_run_length() -> None:
+def test_ance_period_falls_back_to_the_run_length_of_the_view() -> None:
     miner = AnceMiner(verbose=False)
-    miner.configure_module(SimpleNamespace(_trainer=SimpleNamespace(
-        estimated_stepping_batches=40)))
+    miner.bind(StaticView(total_steps=40))
     assert miner.needs_refresh(10) and not miner.needs_refresh(5)
     with pytest.raises(RuntimeError, match="check_schedule"):
         AnceMiner(verbose=False).needs_refresh(3)
 
 
-# -- the refresh callback -------------------------------------------------------------------
+# -- the refresh before a step --------------------------------------------------------------
 class CountingMiner:
     num_negatives = 1
+    phases = (Phase.BEFORE_STEP, Phase.ATTACH_NEGATIVES)
 
     def __init__(self) -> None:
         self.asked: list[int] = []
@@ -151,24 +151,28 @@ class CountingMiner:
         self.refreshed.append(self.asked[-1])
         return {}
 
+    def negatives(self, pair_idx, epoch, step):
+        return [["d0"] for _ in pair_idx], None
+
+    def close(self) -> None:
+        self.closed = True
+
 
 def test_miner_refresh_runs_once_per_optimizer_step(tiny_model) -> None:
     miner = CountingMiner()
-    callback = MinerRefresh(miner, progress=False)  # type: ignore[arg-type]
-    module = SimpleNamespace(encoder=tiny_model, doc_encoder=None, timings={})
-    trainer = SimpleNamespace(global_step=0, is_global_zero=True, loggers=[])
+    refresher = Refresher(StepClock(), progress=False)
+    view = StaticView(encoder=tiny_model)
     for step in (0, 0, 1, 1, 2, 2):  # accumulate_grad_batches=2: two micro-batches a step
-        trainer.global_step = step
-        callback.on_train_batch_start(trainer, module, None, 0)  # type: ignore[arg-type]
+        view.step = step
+        refresher.before_step([miner], view, lambda prefix, stats: None, rank_zero=True)
     assert miner.refreshed == [1, 2] and miner.asked == [0, 1, 2]
-    assert callback.refreshes == 2
+    assert refresher.miner_refreshes == 2
 
 
-def test_miner_refresh_closes_a_background_refresh_at_the_end() -> None:
-    closed = []
-    miner = SimpleNamespace(close=lambda: closed.append(True))
-    MinerRefresh(miner).on_train_end(None, None)  # type: ignore[arg-type]
-    assert closed == [True]
+def test_miner_refresh_closes_a_background_refresh_at_the_end(tiny_model) -> None:
+    miner = CountingMiner()
+    _module(tiny_model, miner).on_train_end()
+    assert miner.closed
 
 
 # -- frozen models --------------------------------------------------------------------------
@@ -205,7 +209,7 @@ def test_ance_snapshot_is_frozen_while_held(tiny_model) -> None:
     model = copy.deepcopy(tiny_model)
     f = embed_fn(model, progress=False)
     miner.mine(pairs.data, pairs, f, f)
-    miner.configure_module(SimpleNamespace(encoder=model, doc_encoder=None, _trainer=None))
+    miner.bind(StaticView(encoder=model))
     assert miner.frozen_models() == []
     miner.refresh(f, f)
     (snap,) = miner.frozen_models()

@@ -7,7 +7,9 @@ import torch
 
 from hnm.data.dataset import TrainPairs
 from hnm.losses.infonce import InfoNCELoss
-from hnm.modules.retrieval import RetrievalModule, _teacher_matrix, known_positive_mask
+from hnm.modules.batch import known_positive_mask, teacher_matrix
+from hnm.modules.retrieval import RetrievalModule
+from hnm.types import Phase
 from tests.conftest import make_data
 
 
@@ -15,6 +17,7 @@ class FixedMiner:
     """Returns the same planted negatives (with teacher scores) for every pair."""
 
     num_negatives = 2
+    phases = (Phase.ATTACH_NEGATIVES,)
 
     def __init__(self, negs: list[str]):
         self.negs = negs
@@ -70,7 +73,7 @@ def test_context_layout_masks_duplicates_and_known_positives(tiny_model) -> None
 
 def test_teacher_matrix_brute_force() -> None:
     t = torch.arange(12, dtype=torch.float32).reshape(4, 3)
-    out = _teacher_matrix(t, 4, 8, torch.device("cpu"))
+    out = teacher_matrix(t, 4, 8, torch.device("cpu"))
     for i in range(4):
         for j in range(12):
             if j == i:

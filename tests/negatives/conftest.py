@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hnm.modules.context import ScoreContext
+from hnm.types import ScoreContext
 
 
 def make_ctx(b: int = 4, k: int = 1, dim: int = 8, seed: int = 0, doc_ids=None, doc_texts=None,

@@ -87,7 +87,6 @@ def test_flags_use_history_of_earlier_epochs_only(ctx_factory):
 def test_records_exactly_what_the_loss_reports(ctx_factory):
     strat = history_only()
     ctx = strat(ctx_factory(b=4, k=1))
-    ctx.state["per_query_loss"] = torch.full((4,), 9.0)   # the old back-channel: ignored
     strat.after_loss(ctx, torch.tensor([0.5, 1.5, 2.5, 3.5]))
     assert strat.loss_sum.tolist() == [0.5, 1.5, 2.5, 3.5]
     assert strat.loss_count.tolist() == [1, 1, 1, 1]
@@ -101,7 +100,6 @@ def test_falls_back_to_infonce_visibly_when_the_loss_reports_nothing(ctx_factory
     ctx = ctx_factory(b=4, k=1)
     ctx.mask[0, 5] = True
     ctx = strat(ctx)
-    ctx.state["per_query_loss"] = torch.full((4,), 9.0)   # not read
     strat.after_loss(ctx, None)
     ref = F.cross_entropy(masked_logits(ctx, ctx.temperature).float(), ctx.labels,
                           reduction="none")

@@ -60,7 +60,7 @@ def test_step_enqueues_positives_from_the_key_encoder_and_masks_known_positives(
     module = SimpleNamespace(encoder=online, doc_encoder=None)
     ctx = q(ctx_factory(b=3, k=1, dim=32))
     assert ctx.logs["queue_fill"] == 0.0 and ctx.d.shape[0] == 6    # empty: nothing added
-    q.on_step_end(module)
+    q.on_step_end(module, ctx)
     assert q.ids == ["d0", "d1", "d2"]
     with torch.no_grad():
         q.key_encoder.eval()
@@ -73,16 +73,18 @@ def test_step_enqueues_positives_from_the_key_encoder_and_masks_known_positives(
     assert out.d.shape[0] == 9 and out.doc_ids[6:] == ["d0", "d1", "d2"]
     assert out.mask[0, 7] and out.mask[:, 6:].sum() == 1
     assert out.logs["queue_fill"] == pytest.approx(3 / 16) and out.logs["queue_masked"] == 1.0
-    q.on_step_end(module)
+    q.on_step_end(module, out)
     assert q.ids == ["d0", "d1", "d2", "d1", "e1", "e2"]
 
 
 def test_state_survives_a_checkpoint(online, ctx_factory):
     q = MomentumQueue(size=4, momentum=0.5)
-    q(ctx_factory(b=2, k=0, dim=32))
-    q.on_step_end(SimpleNamespace(encoder=online, doc_encoder=None))
+    ctx = q(ctx_factory(b=2, k=0, dim=32))
+    q.on_step_end(SimpleNamespace(encoder=online, doc_encoder=None), ctx)
     state = q.state_dict()
     fresh = MomentumQueue(size=4, momentum=0.5)
+    key = fresh.models(online, None)["queue_key_encoder"]  # the training module registers it
+    key.load_state_dict(q.key_encoder.state_dict())        # and Lightning restores its weights
     fresh.load_state_dict(state)
     assert fresh.ids == q.ids and torch.equal(fresh.emb, q.emb)
     with torch.no_grad():
@@ -92,14 +94,14 @@ def test_state_survives_a_checkpoint(online, ctx_factory):
     for pk, pold, pq in zip(fresh.key_encoder.parameters(), q.key_encoder.parameters(),
                             online.parameters()):
         assert torch.allclose(pk, 0.5 * pold + 0.5 * pq, atol=1e-6)
-    assert not list(fresh.parameters())              # the key encoder is not optimised
+    assert not any(p.requires_grad for p in key.parameters())  # the key is not optimised
 
 
 def test_effect_counts_queue_columns_and_masks(online, ctx_factory):
     q = MomentumQueue(size=16, momentum=0.5)
     module = SimpleNamespace(encoder=online, doc_encoder=None)
-    q(ctx_factory(b=3, k=1, dim=32))
-    q.on_step_end(module)
+    ctx = q(ctx_factory(b=3, k=1, dim=32))
+    q.on_step_end(module, ctx)
     assert q.effect() == {"candidates_added": 0.0, "candidates_masked": 0.0}   # empty queue
     q(ctx_factory(b=3, k=1, dim=32, doc_ids=["d1", "e1", "e2", "e3", "e4", "e5"]))
     assert q.effect() == {"candidates_added": 3.0, "candidates_masked": 1.0}

@@ -1,9 +1,9 @@
-"""The score context: everything a negative strategy or a loss may look at for one batch."""
+"""The score context: everything an in-batch strategy or a loss may look at for one batch (the
+contract of :class:`~hnm.types.NegativeStrategy` and :class:`~hnm.types.Loss`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -39,7 +39,8 @@ class ScoreContext:
         num_negatives: ``k``, explicit negatives per query: those of query ``i`` are columns
             ``B + i*k`` to ``B + (i+1)*k - 1``.
         positives: qid -> set of all known positive doc ids.
-        step, epoch: training progress (for schedules).
+        step, epoch, max_steps: training progress (optimizer steps done, epoch, the run's optimizer
+            steps), for schedules.
         temperature: the loss temperature, so strategies can reason in logit space.
         logs: scalar telemetry the strategies want logged (name -> value).
     """
@@ -65,7 +66,6 @@ class ScoreContext:
     max_steps: int = 1
     temperature: float = 0.05
     logs: dict[str, float] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -181,26 +181,33 @@ def from_config(node: Any, cache_dir: str | None = None) -> EmbeddingCache:
                           max_gb=float(node.get("max_gb", 20.0)))
 
 
-def frozen(model: Any, inner: EmbedFn, **settings: Any) -> EmbedFn:
+def frozen(model: Any, inner: EmbedFn, dynamic: Callable[[], dict[str, Any]] | None = None,
+           **settings: Any) -> EmbedFn:
     """``inner`` (an embed function of ``model``, whose weights do not change during a call)
     served through the active cache; ``settings`` are everything besides the model that
-    shapes ``inner``'s output (they become part of the key)."""
+    shapes ``inner``'s output (they become part of the key), ``dynamic()`` the settings read
+    at each call (the backend ``auto`` resolves to on the model's current device)."""
 
     def f(texts: Sequence[str]) -> np.ndarray:
         cache = active()
         if cache is None:
             return inner(texts)
-        return cache.embed(model, texts, inner, settings)
+        return cache.embed(model, texts, inner, {**settings, **(dynamic() if dynamic else {})})
 
     return f
 
 
 def frozen_embed_fn(model: Any, batch_size: int = 64, desc: str | None = None,
-                    progress: bool = True, **kwargs: Any) -> EmbedFn:
+                    progress: bool = True, backend: str | None = None,
+                    normalize: bool = True) -> EmbedFn:
     """:func:`hnm.encoders.embed.embed_fn` for a pass with frozen weights, through the active
-    cache; extra ``kwargs`` go to ``embed_fn`` and into the key."""
+    cache. The key holds the backend that runs (``encoder.inference`` resolved: ``torch``,
+    ``bf16``, ``int8``, …), so float32, bf16 and quantised embeddings of the same weights are
+    never served for one another."""
     from hnm.encoders.embed import embed_fn
+    from hnm.encoders.inference import effective_backend
 
-    inner = embed_fn(model, batch_size, desc=desc, progress=progress, **kwargs)
-    return frozen(model, inner, fn="embed_fn", normalize=True, **kwargs)
-
+    inner = embed_fn(model, batch_size, desc=desc, progress=progress, backend=backend,
+                     normalize=normalize)
+    return frozen(model, inner, lambda: {"inference": effective_backend(model, backend)},
+                  fn="embed_fn", normalize=normalize)

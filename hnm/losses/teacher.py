@@ -8,7 +8,6 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from hnm.encoders.embed import eval_mode
 from hnm.errors import ConfigError, check_choice
 from hnm.modules.context import ScoreContext
 
@@ -127,18 +126,12 @@ class TeacherScorer:
         if self._fn is None:
             from sentence_transformers import models
 
-            from hnm.cache import frozen, frozen_embed_fn
+            from hnm.cache import frozen_embed_fn
 
             model = self.model
-            if any(isinstance(m, models.Normalize) for m in model.children()):
-                self._fn = frozen_embed_fn(model, self.batch_size, progress=False)
-            else:
-                def raw(batch: Sequence[str]) -> Any:
-                    with eval_mode(model), torch.inference_mode():
-                        return model.encode(list(batch), batch_size=self.batch_size,
-                                            convert_to_numpy=True, show_progress_bar=False)
-
-                self._fn = frozen(model, raw, fn="encode", normalize=False)
+            normalized = any(isinstance(m, models.Normalize) for m in model.children())
+            self._fn = frozen_embed_fn(model, self.batch_size, progress=False,
+                                       normalize=normalized)
         emb = torch.from_numpy(self._fn(texts).astype("float32", copy=False))
         return emb.to(self._device or emb.device, torch.float32)
 

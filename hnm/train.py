@@ -35,6 +35,7 @@ from hnm.errors import ConfigError
 from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
 from hnm.modules.telemetry import time_split
+from hnm.precision import choose as choose_precision
 from hnm.report import before_after_table, print_table
 from hnm.runinfo import (
     atomic_path,
@@ -158,6 +159,7 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     t_start = time.perf_counter()
     out = run_dir()
     claim(out / "metrics.json", "metrics.json")
+    choose_precision(cfg, out)  # `auto` resolved and recorded before anything compares configs
     resume_path, resume_ckpt = None, None
     if cfg.get("resume"):
         resume_path = ckpt_io.resolve(cfg.resume)

@@ -34,12 +34,14 @@ def mine(cfg: DictConfig) -> Path:
         The path of the negatives file.
     """
     from hnm.cache import frozen_embed_fn
+    from hnm.precision import choose
     from hnm.train import load_data
 
     t_start = time.perf_counter()
     out = output_path(cfg)
     claim(out, "a negatives file")
     claim(meta_path(out), "a negatives metadata file")
+    choose(cfg, run_dir())  # encoder.inference=auto resolved, and recorded in the run's config
     data = load_data(cfg)
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
     miner = instantiate(cfg.miner, "miner")

@@ -52,7 +52,7 @@ class Support:
 
 def _cpuinfo() -> tuple[str, set[str]]:
     """The CPU's model name and feature flags from ``/proc/cpuinfo`` (empty where absent)."""
-    name, flags = "", set()
+    name, flags = "", set[str]()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:

@@ -98,7 +98,8 @@ def bf16_support(device: str | torch.device = "cpu") -> Support:
     kind = torch.device("cuda" if str(device) == "gpu" else device).type
     forced = os.environ.get(ENV)
     if forced in ("0", "1"):
-        return Support(forced == "1", f"{ENV}={forced}")
+        where = cpu_name() if kind == "cpu" else kind
+        return Support(forced == "1", f"{where} (detection overridden: {ENV}={forced})")
     if kind == "cpu":
         flags = _cpu_bf16_flags()
         if flags:

@@ -36,6 +36,8 @@ from hnm.errors import ConfigError, HnmError, StartRefused, check_range
 from hnm.logging_setup import build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
 from hnm.parts import RunParts
+from hnm.precision import choose as choose_precision
+from hnm.precision import record as record_precision
 from hnm.report import before_after_table, print_table
 from hnm.runcontext import (
     CONTEXT_FILE,
@@ -227,6 +229,9 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
     t_start = time.perf_counter()
     out = run_dir()
     knobs.check(cfg)  # also where Hydra's preflight did not run (a sweep's job, a test)
+    # `auto` resolved before anything compares configs; written to the run's config once the
+    # start is accepted (a refused start writes nothing)
+    resolved_precision = choose_precision(cfg)
     resume_path, resume_ckpt = None, None
     try:  # nothing is written before these pass: a refusal leaves the folder as it was
         claim(out / "metrics.json", "metrics.json")
@@ -236,6 +241,8 @@ def build(cfg: DictConfig, data: RetrievalData | None = None) -> Run:
             ckpt_io.check_compatible(resume_path, resume_ckpt, cfg)
     except HnmError as err:
         raise StartRefused(str(err)) from None
+    if resolved_precision:
+        record_precision(out, resolved_precision)
     if env_rank() == 0 and resume_path is None:  # a resume: once it is built (below)
         write_status(out, "running")
     L.seed_everything(cfg.seed, workers=True, verbose=False)

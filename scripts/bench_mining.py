@@ -23,12 +23,29 @@ The search stage of hnm (index build + top-k + positive scores) is also timed al
 embeddings of the run (best of ``--repeats``) against a roofline: the dense product ``Q·Dᵀ``
 with ``torch.mm`` for the same shapes on this machine, measured in the same process.
 
+**bf16** (``encoder.inference=bf16``): where the CPU has bf16 hardware (AMX-BF16 or
+AVX512-BF16, ``hnm.precision``), a third subprocess runs hnm with its passes under bf16
+autocast, in the same rounds (its own cold cache). bf16 rounds the scores, so its output is
+not asserted equal but measured: the queries whose negative is the same as ST's (ties within
+``TIE`` count as same) and as hnm fp32's. With ``top`` sampling the output is the candidate at
+rank 10, so this is the share of identical output; the whole rank 10–50 pools under the
+README's ``random`` recipe are compared by ``scripts/bench_encoders.py``. Targets: 2× ST's
+time, 95% identical. Without bf16 hardware the benchmark says so and reports fp32 only
+(``--no-bf16`` leaves it out anywhere). The CPU, its bf16 instructions and the load average
+before and after are printed.
+
+Whether the negatives bf16 mines train as well as fp32's is a separate, longer step (nDCG@10
+of the trained models): ``hnm mine`` with each backend, then ``hnm train +miner=from_file``
+on each file over seeds and ``hnm compare`` (the commands are in ``scripts/README.md``).
+
     python scripts/bench_mining.py                 # ~3 min on 2 cores
     python scripts/bench_mining.py --pairs 300     # quicker
     python scripts/bench_mining.py --scale         # the scaling table (scripts/bench_scale.py)
 
 The last line is ``speedup_vs_st=<x> roofline_fraction=<y> peak_rss_mb=<z>``: ST's end-to-end
 time over hnm's, roofline time over hnm's search-stage time, and hnm's peak resident memory.
+With bf16 measured, the line before it is ``bf16_speedup_vs_st=<x> bf16_over_fp32=<y>
+bf16_same_negatives=<share>`` (the share of queries whose negative is ST's).
 """
 
 from __future__ import annotations
@@ -67,11 +84,15 @@ def load(args: argparse.Namespace):
 def run_hnm(args: argparse.Namespace) -> dict:
     from hnm.cache import frozen_embed_fn
     from hnm.cache.embed import EmbeddingCache, activate
+    from hnm.encoders.embed import embed_fn
     data, pairs, model = load(args)
+    if args.backend != "torch":  # its own first-call overheads (bf16 kernels), outside timing
+        embed_fn(model, 8, progress=False, backend=args.backend)(["warm up the model"] * 8)
     cache = EmbeddingCache(dir=args.cache_dir, embeddings=args.cache_dir is not None)
     with activate(cache):
         row = _mine_hnm(args, data, pairs, frozen_embed_fn(model, args.batch_size,
-                                                           progress=False), cache)
+                                                           progress=False,
+                                                           backend=args.backend), cache)
     return {**row, **cache.metrics()}
 
 
@@ -161,6 +182,11 @@ def same_output(st: dict, h: dict) -> tuple[int, int, list[str]]:
     return same, len(set(st["chosen"]) | set(h["chosen"])), bad
 
 
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -189,6 +215,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--warm", action="store_true",
                     help="also time hnm on the cache its first run filled (reported apart)")
+    ap.add_argument("--no-bf16", action="store_true",
+                    help="leave hnm-bf16 out (it runs where the CPU has bf16 hardware)")
+    ap.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
     ap.add_argument("--cache-dir", help=argparse.SUPPRESS)
     ap.add_argument("--scale", action="store_true",
                     help="run scripts/bench_scale.py instead (other arguments go to it)")
@@ -206,14 +235,27 @@ def main() -> None:
         row = run_hnm(args) if args.one == "hnm" else run_st(args)
         print("RESULT " + json.dumps(row))
         return
-    argv = [a for a in sys.argv[1:] if a != "--warm"]
-    st_runs, hnm_runs, warm_runs = [], [], []
+    from hnm.precision import bf16_support
+
+    support = bf16_support("cpu")
+    bf16 = support.ok and not args.no_bf16
+    load_before = loadavg()
+    print(f"CPU: {support.what}; bf16 hardware: {'yes' if support.ok else 'no'}; load average "
+          f"{load_before} (uptime)", flush=True)
+    if not support.ok:
+        print("no bf16 hardware on this CPU: hnm-bf16 is not run (fp32 only)")
+    argv = [a for a in sys.argv[1:] if a not in ("--warm", "--no-bf16")]
+    st_runs, hnm_runs, warm_runs, bf16_runs = [], [], [], []
     for _ in range(args.rounds):
         st_runs.append(child("st", argv))
         with tempfile.TemporaryDirectory(prefix="hnm-bench-cache-") as tmp:
             hnm_runs.append(child("hnm", [*argv, "--cache-dir", tmp]))
             if args.warm:
                 warm_runs.append(child("hnm", [*argv, "--cache-dir", tmp]))
+        if bf16:
+            with tempfile.TemporaryDirectory(prefix="hnm-bench-cache-") as tmp:
+                bf16_runs.append(child("hnm", [*argv, "--cache-dir", tmp, "--backend",
+                                               "bf16"]))
     st = min(st_runs, key=lambda r: r["total_s"])
     h = min(hnm_runs, key=lambda r: r["total_s"])
     same, total, bad = same_output(st, h)
@@ -244,11 +286,31 @@ def main() -> None:
               "figure: that one is cold on both sides)")
     print(f"same negatives: {same}/{total} queries (ties within {TIE} count as same); "
           f"differing: {len(bad)}")
+    bf16_line = None
+    if bf16_runs:
+        b = min(bf16_runs, key=lambda r: r["total_s"])
+        b_st, b_total, _ = same_output(st, b)
+        b_fp, b_fp_total, _ = same_output(h, b)
+        x = st["total_s"] / b["total_s"]
+        print(f"hnm_bf16_end_to_end_s={b['total_s']:.2f} encode {b['encode_s']:.2f} s "
+              f"({b['texts'] / b['encode_s']:.1f} texts/s) queries_with_negative="
+              f"{b['queries_with_negative']} peak_rss_mb={b['peak_rss_mb']:.0f}")
+        print(f"bf16: same negative as ST {b_st}/{b_total}, as hnm fp32 {b_fp}/{b_fp_total} "
+              f"(ties within {TIE} count as same)")
+        met = x >= 2.0 and b_st / b_total >= 0.95
+        print(f"bf16 targets (>= 2x ST, >= 95% identical): {'met' if met else 'NOT met'}")
+        if args.rounds > 1:
+            print("bf16 rounds (s): " + ",".join(f"{r['total_s']:.1f}" for r in bf16_runs))
+        bf16_line = (f"bf16_speedup_vs_st={x:.2f} bf16_over_fp32={h['total_s'] / b['total_s']:.2f}"
+                     f" bf16_same_negatives={b_st / b_total:.3f}")
+    print(f"CPU: {support.what}; load average before {load_before}, after {loadavg()}")
     if bad:
         q = bad[0]
         sys.exit(f"the two systems mined different negatives for {len(bad)} queries, e.g. "
                  f"{q[:80]!r}: st {st['chosen'].get(q)} hnm {h['chosen'].get(q)}; the "
                  "speed-up would compare different outputs")
+    if bf16_line:
+        print(bf16_line)
     print(f"speedup_vs_st={st['total_s'] / h['total_s']:.2f} "
           f"roofline_fraction={h['mm_s'] / h['search_s']:.2f} "
           f"peak_rss_mb={h['peak_rss_mb']:.0f}")

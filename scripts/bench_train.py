@@ -27,13 +27,27 @@
    one-time cost like mining's.
 4. Both systems train with dropout on (``hnm train``'s default, ``module.dropout=true``, and
    the HF trainer's); ``--no-dropout`` trains hnm's encoder in eval mode instead.
+5. **Precision** (``--precision``, instead of 1–3): hnm's whole training step (the same loop,
+   model, batches and steps as in 1) in ``32-true`` against ``bf16-mixed`` (bf16 autocast; the
+   fused AdamW step, its gradients clipped by the module) and against ``bf16-mixed`` with the
+   ``foreach`` AdamW it stepped before the module clipped them itself (``bf16_foreach``),
+   interleaved ``--repeats`` times, each run seeded alike (the same dropout masks). Each gets
+   its best median step, in wall time and in this process's CPU time (which other jobs on the
+   machine disturb less); the losses of the timed steps are compared too (same batches, so they
+   differ by bf16's rounding only). Where the CPU has no bf16 hardware (AMX-BF16 or
+   AVX512-BF16) it says so and times fp32 only. The CPU and the load average before and after
+   are printed.
 
     python scripts/bench_train.py           # MiniLM: several minutes on 2 CPU cores
     python scripts/bench_train.py --quick   # tiny random encoder, few steps: a smoke run
+    python scripts/bench_train.py --precision --repeats 2   # fp32 vs bf16-mixed, ~6 min
 
 The last line is ``speedup_vs_st=<x> max_strategy_overhead=<y>``: x is hnm's throughput over
 sentence-transformers', y the largest overhead among in-batch strategies and refreshing
-samplers (the ones with a target).
+samplers (the ones with a target). With ``--precision`` it is ``bf16_speedup=<x>
+foreach_over_fused=<y> max_loss_diff=<z>``: fp32's best median step over bf16-mixed's, the
+old foreach step over the fused one (both bf16-mixed), and the largest difference between the
+two precisions' losses at the same step.
 """
 
 from __future__ import annotations
@@ -59,21 +73,29 @@ CONF = Path(config_dir())
 
 
 class StepClock:
-    """Wall-clock time at the end of every optimizer step (Lightning and HF callbacks)."""
+    """Wall-clock time at the end of every optimizer step (Lightning and HF callbacks), and
+    each step's loss where the trainer reports it."""
 
     def __init__(self) -> None:
         self.ends: list[float] = []
+        self.cpu_ends: list[float] = []  # this process's CPU time (all threads)
+        self.losses: list[float] = []
 
-    def step_times(self, warmup: int) -> list[float]:
-        return [b - a for a, b in zip(self.ends[warmup - 1:], self.ends[warmup:])]
+    def step_times(self, warmup: int, cpu: bool = False) -> list[float]:
+        ends = self.cpu_ends if cpu else self.ends
+        return [b - a for a, b in zip(ends[warmup - 1:], ends[warmup:])]
 
 
 class LightningClock(L.Callback):
     def __init__(self, clock: StepClock, dropout: bool = False) -> None:
         self.clock, self.dropout = clock, dropout
 
-    def on_train_batch_end(self, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, *args: Any) -> None:
         self.clock.ends.append(time.perf_counter())
+        self.clock.cpu_ends.append(time.process_time())
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.clock.losses.append(float(loss))
 
 
 class Timed:
@@ -109,11 +131,11 @@ class Timed:
         return list(inner()) if inner is not None else []
 
 
-def config(args: argparse.Namespace, extra: list[str] = ()) -> Any:
+def config(args: argparse.Namespace, extra: list[str] = (), precision: str = "32-true") -> Any:
     over = [f"encoder={args.encoder}", "logger=none", f"batch_size={args.batch_size}",
             f"data.max_seq_length={args.max_seq_length}", f"data.max_train_pairs={args.pairs}",
             f"trainer={'gpu' if torch.cuda.is_available() else 'cpu'}",
-            *(["trainer.precision=32-true"] if torch.cuda.is_available() else []), *extra]
+            f"trainer.precision={precision}", *extra]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("train", overrides=over)
 
@@ -174,6 +196,73 @@ def run_st(cfg: Any, pairs: Any, steps: int) -> StepClock:
     return clock
 
 
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def compare_precisions(args: argparse.Namespace, pairs: Any) -> None:
+    """Part 5: hnm's step in 32-true, bf16-mixed (fused AdamW) and bf16-mixed with foreach."""
+    import contextlib
+    from unittest import mock
+
+    from hnm.precision import bf16_support
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    support = bf16_support(device)
+    load = loadavg()
+    print(f"{'GPU' if device == 'cuda' else 'CPU'}: {support.what}; bf16 hardware: "
+          f"{'yes' if support.ok else 'no'}; load average {load} (uptime)", flush=True)
+    variants = {"fp32": "32-true", "bf16": "bf16-mixed", "bf16_foreach": "bf16-mixed"}
+    if not support.ok:
+        print("no bf16 hardware here: bf16-mixed is not timed (fp32 only)")
+        variants = {"fp32": "32-true"}
+    n = args.warmup + args.steps
+    best: dict[str, float] = {}
+    best_cpu: dict[str, float] = {}
+    losses: dict[str, list[float]] = {}
+    for rep in range(args.repeats):
+        names = list(variants) if rep % 2 == 0 else list(variants)[::-1]
+        for name in names:
+            cfg = config(args, precision=variants[name])
+            L.seed_everything(cfg.seed, verbose=False)  # the same dropout masks in every run
+            # bf16_foreach: the AdamW implementation hnm stepped under bf16-mixed before
+            patch = (mock.patch("hnm.modules.retrieval.adamw_kernel",
+                                lambda *a, **k: (None, True)) if name == "bf16_foreach"
+                     else contextlib.nullcontext())
+            with patch:
+                clock = run_hnm(cfg, pairs, n, dropout=args.dropout)[0]
+            times = clock.step_times(args.warmup)
+            med = statistics.median(times)
+            cpu = statistics.median(clock.step_times(args.warmup, cpu=True))
+            best[name] = min(best.get(name, med), med)
+            best_cpu[name] = min(best_cpu.get(name, cpu), cpu)
+            losses[name] = clock.losses[args.warmup:]
+            print(f"{name:<13} run {rep + 1}: {args.batch_size / med:6.2f} samples/s (median "
+                  f"step {med:.3f} s, CPU {cpu:.3f} s, over {len(times)}; mean loss "
+                  f"{statistics.mean(losses[name]):.4f})", flush=True)
+            gc.collect()
+    print(f"\n{'variant':<13} {'precision':<11} {'optimizer':<9} {'step s':>7} {'samples/s':>9} "
+          f"{'x fp32':>7} {'CPU s':>7} {'x fp32':>7}")
+    for name, prec in variants.items():
+        opt = "foreach" if name == "bf16_foreach" else "fused"
+        print(f"{name:<13} {prec:<11} {opt:<9} {best[name]:>7.3f} "
+              f"{args.batch_size / best[name]:>9.2f} {best['fp32'] / best[name]:>7.2f} "
+              f"{best_cpu[name]:>7.3f} {best_cpu['fp32'] / best_cpu[name]:>7.2f}")
+    print("step s: wall time of a step (best median over the runs); CPU s: this process's CPU "
+          "time per step (all threads), less sensitive to other jobs on the machine")
+    print(f"{'GPU' if device == 'cuda' else 'CPU'}: {support.what}; load average before {load}, "
+          f"after {loadavg()}")
+    if "bf16" not in best:
+        print("bf16_speedup=nan foreach_over_fused=nan max_loss_diff=nan")
+        return
+    diff = max(abs(a - b) for a, b in zip(losses["fp32"], losses["bf16"]))
+    print(f"losses of the timed steps, fp32 vs bf16-mixed: largest difference {diff:.4f}")
+    print(f"bf16 CPU-time ratio: {best_cpu['fp32'] / best_cpu['bf16']:.3f}")
+    print(f"bf16_speedup={best['fp32'] / best['bf16']:.3f} "
+          f"foreach_over_fused={best['bf16_foreach'] / best['bf16']:.3f} max_loss_diff={diff:.4f}")
+
+
 def holds_model(strategy: Any) -> bool:
     """Whether a strategy keeps an encoder of its own (directly or in a list)."""
     from sentence_transformers import SentenceTransformer
@@ -203,6 +292,8 @@ def main() -> None:
                         "it trains with dropout on, as `hnm train` and the HF trainer do")
     p.add_argument("--speed-only", action="store_true",
                    help="only the hnm / sentence-transformers comparison")
+    p.add_argument("--precision", action="store_true",
+                   help="only hnm in 32-true vs bf16-mixed (fused and foreach AdamW)")
     p.add_argument("--repeats", type=int, default=2,
                    help="interleaved hnm / sentence-transformers runs; the best median counts")
     args = p.parse_args()
@@ -221,6 +312,9 @@ def main() -> None:
     print(f"device {device}, {torch.get_num_threads()} threads; encoder={args.encoder}, "
           f"batch {args.batch_size}, max_seq_length {args.max_seq_length}, {len(pairs)} pairs; "
           f"{args.steps} timed steps after {args.warmup} warm-up")
+    if args.precision:
+        compare_precisions(args, pairs)
+        return
 
     n = args.warmup + args.steps
     rows: dict[str, float] = {}

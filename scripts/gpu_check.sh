@@ -5,7 +5,7 @@
 #      mined on the GPU (faiss-gpu, or exact torch search when faiss has no GPU build)
 #   3. two bf16 steps (trainer=gpu, tiny encoder) of each strategy family: a sampler (ngame),
 #      a miner (dense_static), a negatives strategy (gist) and loss=cached_infonce
-#   4. AdamW step time, fused vs foreach (the one used under mixed precision with clipping)
+#   4. AdamW step time, fused vs foreach (foreach: 16-mixed with clipping; bf16-mixed is fused)
 #   5. faiss-gpu vs faiss-cpu exact search on the same embeddings: same neighbours
 #   6. with 2+ GPUs: a 2-GPU DDP run (cross-device negatives)
 # Prints timings. On a machine without CUDA it says so and exits 0.
@@ -87,7 +87,7 @@ for family in "+sampler=ngame" "+miner=dense_static" "+negatives=gist" "loss=cac
     "$(grep -o '"train/steps": [0-9.]*' "$OUT/$name/metrics.json" || echo 'no train/steps')"
 done
 
-step "4. AdamW on MiniLM-sized parameters: fused vs foreach (mixed precision + clipping)"
+step "4. AdamW on MiniLM-sized parameters: fused vs foreach (16-mixed + clipping)"
 "$PY" scripts/bench_optimizer.py --device cuda --steps 20
 
 step "5. faiss-gpu vs faiss-cpu exact search (200k x 384 docs, 2,000 queries, k=100)"

@@ -15,6 +15,10 @@ declare -A ARGS=(
   # ranker); joint training gives it all of them, the baseline's exposure
   [ar2_joint]="+miner=ar2 miner.num_negatives=1 miner.alternate=false"
 )
+# the tables were measured in float32: runs that add to them keep it whatever the defaults
+# (auto picks bf16 on a CPU with bf16 hardware); INFERENCE= PRECISION= to use the defaults
+INFERENCE=${INFERENCE-encoder.inference=torch}
+PRECISION=${PRECISION-trainer.precision=32-true}
 check_names() {  # check_names SCRIPT NAME...
   local script=$1 name; shift
   for name in "$@"; do

@@ -34,8 +34,10 @@ if [ ! -f "$POISON_CONF/$POISON.yaml" ]; then
 fi
 mkdir -p "$OUT"
 # the starting model's attack metrics (chance level: nothing learnt yet)
+# shellcheck disable=SC2086
 [ -f "$OUT/zero_shot/metrics.json" ] || \
-  $HNM eval model=null +poison=$POISON hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
+  $HNM eval model=null +poison=$POISON hydra.run.dir="$OUT/zero_shot" $INFERENCE \
+    > "$OUT/zero_shot.log" 2>&1
 for seed in $SEEDS; do
   for rate in $RATES; do
     for name in $NAMES; do
@@ -44,7 +46,7 @@ for seed in $SEEDS; do
       echo "=== $name rate=$rate seed=$seed start $(date +%T)"
       # shellcheck disable=SC2086
       $HNM train logger=csv eval.zero_shot=false hydra.run.dir="$dir" seed=$seed \
-        +poison=$POISON poison.rate=$rate ${ARGS[$name]} \
+        +poison=$POISON poison.rate=$rate ${ARGS[$name]} $INFERENCE $PRECISION \
         > "$OUT/${name}_rate${rate}_s$seed.log" 2>&1 \
         || echo "=== $name rate=$rate seed=$seed FAILED (see $OUT/${name}_rate${rate}_s$seed.log)"
     done

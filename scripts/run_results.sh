@@ -18,14 +18,16 @@ mkdir -p "$OUT"
 source "$(dirname "$0")/recipes.sh"
 # shellcheck disable=SC2086
 check_names run_results.sh $NAMES
-[ -f "$OUT/zero_shot/metrics.json" ] || $HNM eval model=null hydra.run.dir="$OUT/zero_shot" > "$OUT/zero_shot.log" 2>&1
+# shellcheck disable=SC2086
+[ -f "$OUT/zero_shot/metrics.json" ] || $HNM eval model=null hydra.run.dir="$OUT/zero_shot" \
+  $INFERENCE > "$OUT/zero_shot.log" 2>&1
 for seed in $SEEDS; do
   for name in $NAMES; do
     dir="$OUT/runs/${name}_s$seed"
     [ -f "$dir/metrics.json" ] && continue          # a finished run is kept, never redone
     echo "=== $name seed=$seed start $(date +%T)"
     # shellcheck disable=SC2086
-    $HNM train group="$(basename "$OUT")" hydra.run.dir="$dir" seed=$seed ${ARGS[$name]} $EXTRA \
+    $HNM train group="$(basename "$OUT")" hydra.run.dir="$dir" seed=$seed ${ARGS[$name]} $INFERENCE $PRECISION $EXTRA \
       > "$OUT/${name}_s$seed.log" 2>&1 || echo "=== $name seed=$seed FAILED (see $OUT/${name}_s$seed.log)"
     echo "=== $name seed=$seed end $(date +%T)"
   done

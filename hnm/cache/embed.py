@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -192,29 +192,37 @@ ACTIVE: Any = _Active()
 
 
 def frozen(model: Any, inner: EmbedFn, cache: EmbeddingCache | None = ACTIVE,
-           **settings: Any) -> EmbedFn:
+           dynamic: Callable[[], dict[str, Any]] | None = None, **settings: Any) -> EmbedFn:
     """``inner`` (an embed function of ``model``, whose weights do not change during a call)
     served through ``cache`` (by default the active one, looked up at every call; None: no
     cache); ``settings`` are everything besides the model that shapes ``inner``'s output (they
-    become part of the key). Texts asked for are counted either way (:mod:`hnm.counting`)."""
+    become part of the key), ``dynamic()`` the settings read at each call (the backend
+    ``auto`` resolves to on the model's current device). Texts asked for are counted either
+    way (:mod:`hnm.counting`)."""
 
     def f(texts: Sequence[str]) -> np.ndarray:
         with counting.asked(len(texts)):
             store = active() if isinstance(cache, _Active) else cache
             if store is None:
                 return inner(texts)
-            return store.embed(model, texts, inner, settings)
+            return store.embed(model, texts, inner,
+                               {**settings, **(dynamic() if dynamic else {})})
 
     return f
 
 
 def frozen_embed_fn(model: Any, batch_size: int = 64, desc: str | None = None,
                     progress: bool = True, cache: EmbeddingCache | None = ACTIVE,
-                    **kwargs: Any) -> EmbedFn:
+                    backend: str | None = None, normalize: bool = True) -> EmbedFn:
     """:func:`hnm.encoders.embed.embed_fn` for a pass with frozen weights, through ``cache``
     (by default the active one; a part inside a training step is handed the run's cache by its
-    :class:`~hnm.types.TrainingView`); extra ``kwargs`` go to ``embed_fn`` and into the key."""
+    :class:`~hnm.types.TrainingView`). The key holds the backend that runs
+    (``encoder.inference`` resolved: ``torch``, ``bf16``, ``int8``, …), so float32, bf16 and
+    quantised embeddings of the same weights are never served for one another."""
     from hnm.encoders.embed import embed_fn
+    from hnm.encoders.inference import effective_backend
 
-    inner = embed_fn(model, batch_size, desc=desc, progress=progress, **kwargs)
-    return frozen(model, inner, cache, fn="embed_fn", normalize=True, **kwargs)
+    inner = embed_fn(model, batch_size, desc=desc, progress=progress, backend=backend,
+                     normalize=normalize)
+    return frozen(model, inner, cache, lambda: {"inference": effective_backend(model, backend)},
+                  fn="embed_fn", normalize=normalize)

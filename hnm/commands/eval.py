@@ -136,7 +136,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         log.info("run folder %s: dataset %s, its eval settings and seed %s", spec.source,
                  cfg.data.get("name") or cfg.data.get("path"), cfg.seed)
     from hnm.cli import config_dir
+    from hnm.precision import choose
 
+    if spec.kind != "bm25":  # encoder.inference=auto resolved for the device, and recorded
+        choose(cfg, out, device=_device(cfg))
     targets = parse_datasets(cfg.eval.get("datasets"), cfg.data, config_dir())
     loaded, missing, errors = [], [], []
     for target in targets:  # every dataset before any encoding; all failures in one message

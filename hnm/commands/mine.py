@@ -35,6 +35,7 @@ def mine(cfg: DictConfig) -> Path:
     """
     from hnm import knobs
     from hnm.cache import frozen_embed_fn
+    from hnm.precision import choose
     from hnm.run_folders import check_mine_output
     from hnm.train import load_data
 
@@ -42,6 +43,7 @@ def mine(cfg: DictConfig) -> Path:
     knobs.check(cfg)
     out = output_path(cfg)
     check_mine_output(cfg, out.parent)  # before mining: the file is new and can be written
+    choose(cfg, run_dir())  # encoder.inference=auto resolved, and recorded in the run's config
     data = load_data(cfg)
     pairs = TrainPairs.from_split(data, cfg.data.train_split, cfg.data.max_train_pairs, cfg.seed)
     miner = instantiate(cfg.miner, "miner", _partial_=True)(data=data, pairs=pairs)

@@ -16,8 +16,10 @@ from hnm.types import EmbedFn
 
 
 def embed_fn(model: SentenceTransformer, batch_size: int = 64, desc: str | None = None,
-             progress: bool = True, backend: str | None = None) -> EmbedFn:
-    """Return ``f(texts) -> (n, d) float32`` normalised embeddings from the model's current weights.
+             progress: bool = True, backend: str | None = None,
+             normalize: bool = True) -> EmbedFn:
+    """Return ``f(texts) -> (n, d) float32`` normalised embeddings from the model's current weights
+    (``normalize=False``: the model's own output, for a model that does not normalise).
 
     The model is put in eval mode for the call and every submodule gets its own mode back
     afterwards (not the wrapper's flag: a SentenceTransformer whose inner transformer was in
@@ -25,14 +27,14 @@ def embed_fn(model: SentenceTransformer, batch_size: int = 64, desc: str | None 
     ANCE re-mining) and before it (zero-shot evaluation) without switching dropout.
 
     ``backend`` (default: the model's ``encoder.inference``, else ``torch``) chooses how the
-    pass runs: see :mod:`hnm.encoders.inference`.
+    pass runs, float32 or bf16 among them: see :mod:`hnm.encoders.inference`.
     """
     runner = backend_for(model, backend)
 
     def f(texts: Sequence[str]) -> np.ndarray:
         counting.add(len(texts))
         with eval_mode(model), torch.inference_mode():
-            return runner.encode(model, texts, batch_size, progress)
+            return runner.encode(model, texts, batch_size, progress, normalize)
 
     return f
 

@@ -59,8 +59,9 @@ def hf_encoder(name: str, max_seq_length: int = 128, device: str = "cpu",
 
     A plain HF checkpoint (no ``modules.json``) gets ``pooling`` (mean | cls | max) on top.
     Loading is offline unless ``HF_HUB_OFFLINE=0`` is set in the environment. ``inference``
-    chooses the backend of its no-gradient passes (torch | onnx | int8 | onnx_int8, see
-    :mod:`hnm.encoders.inference`); training always runs torch. ``trust_remote_code``: run the
+    chooses the backend of its no-gradient passes (torch | bf16 | auto | onnx | int8 |
+    onnx_int8, see :mod:`hnm.encoders.inference`); training runs torch, in
+    ``trainer.precision``. ``trust_remote_code``: run the
     Python code a model folder or hub repository ships (its own architecture); off unless the
     user sets ``encoder.trust_remote_code=true``, so a model that needs it is refused (a
     local folder with ``auto_map`` too, whatever its ``model_type``: see

@@ -2,8 +2,16 @@
 
 ``encoder.inference`` chooses how a model's frozen passes run:
 
-- ``torch`` (default): ``SentenceTransformer.encode`` — torch eager, texts sorted by length
-  and padded per batch.
+- ``torch`` (default): ``SentenceTransformer.encode`` — torch eager in float32, texts sorted
+  by length and padded per batch; autocast is switched off for the pass, so it is float32 even
+  when called inside a mixed-precision training step (a teacher's or guide's pass).
+- ``bf16``: the same, with the transformer under ``torch.autocast(dtype=torch.bfloat16)`` on
+  the model's device (CPU or CUDA); its token embeddings are cast back to float32 before
+  pooling, so pooling, normalisation and the returned embedding are float32. Worth it where
+  the device multiplies bf16 in hardware (AMX or AVX512-BF16 CPUs, Ampere+ GPUs): there it is
+  1.5–3× faster, with embeddings within ~1e-4 cosine of float32's (``scripts/bench_encoders.py``).
+- ``auto``: ``bf16`` where the model's device has bf16 hardware, ``torch`` elsewhere
+  (:mod:`hnm.precision`; ``hnm train`` resolves it before the run and records the choice).
 - ``onnx``: the model's whole pipeline (transformer, pooling, normalisation) exported locally
   with ``torch.onnx.export`` and run by ONNX Runtime (``pip install 'hnm[onnx]'``). fp32, the
   same tokenizer and the same length-sorted batches; embeddings equal torch's to ~1e-6.
@@ -21,11 +29,12 @@ training see the current weights. sentence-transformers' own ``backend="onnx"`` 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import tempfile
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,26 +43,48 @@ import torch
 from hnm.encoders.clip import clip_for
 from hnm.errors import ConfigError, check_choice
 
-BACKENDS = ("torch", "onnx", "int8", "onnx_int8")
+BACKENDS = ("torch", "bf16", "auto", "onnx", "int8", "onnx_int8")
 ATTR = "hnm_inference"
 
 
 def set_inference(model: Any, backend: str, key: str = "encoder.inference") -> Any:
     """Record the no-grad backend on a model (read by :func:`hnm.encoders.embed.embed_fn`).
 
-    Refuses an unknown backend, and ``onnx*`` when ONNX Runtime is not installed; with
-    ``model=None`` it only checks.
+    Refuses an unknown backend, and ``onnx*`` when ONNX Runtime is not installed; warns (once)
+    about ``bf16`` on a device without bf16 hardware; with ``model=None`` it only checks.
     """
     check_choice(key, backend, BACKENDS)
     if backend.startswith("onnx"):
         require_onnx(key)
     if model is not None:
+        if backend == "bf16":
+            from hnm.precision import resolve_inference
+
+            resolve_inference(backend, _device_of(model), key)
         setattr(model, ATTR, backend)
     return model
 
 
 def inference_of(model: Any) -> str:
     return getattr(model, ATTR, "torch")
+
+
+def effective_backend(model: Any, backend: str | None = None) -> str:
+    """The backend a pass of ``model`` runs now: ``backend`` or the model's own choice, with
+    ``auto`` resolved for the device the model is on."""
+    name = backend or inference_of(model)
+    if name != "auto":
+        return name
+    from hnm.precision import resolve_inference
+
+    return resolve_inference(name, _device_of(model))
+
+
+def _device_of(model: Any) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError, TypeError):
+        return torch.device("cpu")
 
 
 def require_onnx(key: str = "encoder.inference") -> None:
@@ -108,10 +139,12 @@ class Backend:
         self._impl: Any = None
 
     def encode(self, model: Any, texts: Sequence[str], batch_size: int,
-               progress: bool = False) -> np.ndarray:
-        if self.backend == "torch":
-            return _st_encode(model, texts, batch_size, progress)
-        device = next(model.parameters()).device
+               progress: bool = False, normalize: bool = True) -> np.ndarray:
+        device = _device_of(model)
+        name = effective_backend(model, self.backend)
+        if name in ("torch", "bf16"):
+            return _torch_encode(model, texts, batch_size, progress, normalize,
+                                 bf16=name == "bf16", device=device)
         if device.type != "cpu":
             raise ConfigError(f"encoder.inference={self.backend} runs on the CPU only, and the "
                               f"model is on {device}; set encoder.inference=torch")
@@ -121,7 +154,7 @@ class Backend:
                 self._impl = self._build(model)
             self._version = version
         if self.backend == "int8":
-            return _st_encode(self._impl, texts, batch_size, progress)
+            return _st_encode(self._impl, texts, batch_size, progress, normalize)
         return self._onnx_encode(model, texts, batch_size)
 
     def _build(self, model: Any) -> Any:
@@ -145,11 +178,48 @@ class Backend:
         return emb
 
 
-def _st_encode(model: Any, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
+def _st_encode(model: Any, texts: Sequence[str], batch_size: int, progress: bool,
+               normalize: bool = True) -> np.ndarray:
     out = model.encode(clip_for(model, texts), batch_size=batch_size, convert_to_numpy=True,
-                       normalize_embeddings=True,
+                       normalize_embeddings=normalize,
                        show_progress_bar=progress and len(texts) > batch_size)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _torch_encode(model: Any, texts: Sequence[str], batch_size: int, progress: bool,
+                  normalize: bool, bf16: bool, device: torch.device) -> np.ndarray:
+    """``torch`` (float32, autocast off) or ``bf16`` (the transformer under bf16 autocast, its
+    outputs back in float32 before pooling) on the model's own device."""
+    if device.type not in ("cpu", "cuda"):  # no autocast to set or clear there
+        return _st_encode(model, texts, batch_size, progress, normalize)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), \
+            _float32_outputs(model, bf16):
+        return _st_encode(model, texts, batch_size, progress, normalize)
+
+
+@contextlib.contextmanager
+def _float32_outputs(model: Any, active: bool) -> Iterator[None]:
+    """Inside the block, the tensors a transformer module returns are cast to float32 (on CPU
+    and CUDA, BERT-style models already end in a float32 LayerNorm under autocast; this holds
+    it for any architecture), so that pooling sums float32 token embeddings."""
+    if not active:
+        yield
+        return
+
+    def cast(module: Any, args: Any, output: Any) -> Any:
+        if isinstance(output, dict):
+            return {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                    else v for k, v in output.items()}
+        return output
+
+    heavy = [m for m in model.modules() if hasattr(m, "auto_model")] \
+        if isinstance(model, torch.nn.Module) else []
+    handles = [m.register_forward_hook(cast) for m in heavy]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def _export_onnx(model: Any, int8: bool) -> tuple[Any, list[str]]:

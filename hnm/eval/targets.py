@@ -121,8 +121,10 @@ def saved_max_seq_length(folder: str) -> int | None:
 
 
 def with_run_settings(cfg: DictConfig, run_cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """``cfg`` with a run's ``data``, ``eval`` and ``seed``, then the user's command-line
-    overrides of those keys re-applied (``data=…`` on the command line keeps ``cfg.data``)."""
+    """``cfg`` with a run's ``data``, ``eval``, ``seed`` and ``encoder.inference`` (the no-grad
+    backend its evaluation ran: bf16 and float32 metrics differ in the last digits), then the
+    user's command-line overrides of those keys re-applied (``data=…`` on the command line
+    keeps ``cfg.data``, ``encoder.inference=…`` or ``encoder=…`` the user's backend)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = [o for o in OverridesParser.create().parse_overrides(overrides)
@@ -135,6 +137,10 @@ def with_run_settings(cfg: DictConfig, run_cfg: DictConfig, overrides: list[str]
         out.eval = OmegaConf.merge(cfg.eval, run_cfg.eval)
         if "seed" not in chosen and "seed" in run_cfg:
             out.seed = run_cfg.seed
+        inference = OmegaConf.select(run_cfg, "encoder.inference", default=None)
+        if inference is not None and not chosen & {"encoder", "encoder.inference"} \
+                and out.get("encoder") is not None:
+            OmegaConf.update(out, "encoder.inference", inference, force_add=True)
         for o in parsed:
             key = o.key_or_group.lstrip("+")
             if key.startswith(("data.", "eval.")) and ("data" not in chosen

@@ -129,8 +129,8 @@ class TeacherScorer:
 
     def _embed(self, texts: list[str]) -> Tensor:
         """The teacher's embeddings of ``texts`` (float32, on the batch's device), through the
-        run's embedding cache (its weights are frozen; the view of :meth:`bind` holds it). A model that ends in a ``Normalize`` module
-        shares the cache entries of every other normalised pass of the same weights (the
+        run's embedding cache (its weights are frozen; the view of :meth:`bind` holds it). A model
+        that ends in a ``Normalize`` module shares the cache entries of every other normalised pass of the same weights (the
         zero-shot evaluation's, when the teacher is the starting encoder)."""
         if self._fn is None:
             from sentence_transformers import models

@@ -330,6 +330,23 @@ class RetrievalModule(L.LightningModule):
         self.optimizer_steps_seen = int(state["optimizer_steps_seen"])
 
     # -- optimisation -----------------------------------------------------------------------
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Clip as Lightning does (``trainer.gradient_clip_val`` and ``_algorithm``), also for a
+        fused AdamW under ``bf16-mixed``, which Lightning's mixed-precision plugin refuses
+        because a fused step could unscale a loss scaler's gradients inside itself; bf16
+        autocast has no scaler, so the gradients clipped here are the true ones and the step
+        that follows sees them clipped. Every other precision goes through Lightning."""
+        plugin = self.trainer.precision_plugin
+        if not gradient_clip_val or not unscaled_mixed_precision(plugin):
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        params = plugin.main_params(optimizer)
+        if (gradient_clip_algorithm or "norm") == "value":
+            torch.nn.utils.clip_grad_value_(params, float(gradient_clip_val))
+        else:
+            torch.nn.utils.clip_grad_norm_(params, float(gradient_clip_val))
+
     def configure_optimizers(self) -> Any:
         """AdamW over every trainable parameter: weight decay on matrices, none on vectors;
         a part's own parameters (:class:`~hnm.types.HasParamGroups`, AR2's ranker) in groups
@@ -368,21 +385,32 @@ class RetrievalModule(L.LightningModule):
 
 def adamw_kernel(params: Sequence[Tensor], precision: str, clip_val: float
                  ) -> tuple[bool | None, bool | None]:
-    """AdamW's ``(fused, foreach)`` for ``params``: the fused kernel where Lightning can use it.
+    """AdamW's ``(fused, foreach)`` for ``params``: the fused kernel wherever it can be clipped.
 
-    The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop, but
-    Lightning's mixed-precision plugins (``16-mixed``, ``bf16-mixed``) refuse to clip the
-    gradients of an optimizer that unscales them inside its step, as the fused one does: with
-    mixed precision and ``gradient_clip_val > 0`` the ``foreach`` implementation is used
-    (``scripts/bench_optimizer.py`` measures the difference). Parameters the fused kernel
-    does not take (other devices, non-float) get torch's default, ``(None, None)``.
+    The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop
+    (``scripts/bench_optimizer.py``). Under ``16-mixed`` the gradients are scaled by a loss
+    scaler, which a fused step unscales inside itself, after the point where they must be
+    clipped: Lightning refuses that pair, so with ``gradient_clip_val > 0`` the ``foreach``
+    implementation is used there. ``bf16-mixed`` has no loss scaler (bf16 keeps float32's
+    exponent range): its gradients are true gradients when they are clipped, and the module
+    clips them itself (:meth:`RetrievalModule.configure_gradient_clipping`), so the fused step
+    stays. Parameters the fused kernel does not take (other devices, non-float) get torch's
+    default, ``(None, None)``.
     """
     if not params or not all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
                              for p in params):
         return None, None
-    if precision.endswith("-mixed") and clip_val > 0:
+    if str(precision) in ("16-mixed", "16") and clip_val > 0:
         return None, True
     return True, None
+
+
+def unscaled_mixed_precision(plugin: Any) -> bool:
+    """Whether ``plugin`` is Lightning's autocast plugin without a loss scaler (``bf16-mixed``):
+    its gradients are unscaled, so they can be clipped before a fused optimizer step."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    return isinstance(plugin, MixedPrecision) and plugin.scaler is None
 
 
 def _trainable(model: torch.nn.Module) -> bool:

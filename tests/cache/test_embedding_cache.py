@@ -145,6 +145,42 @@ def test_trained_weights_are_keyed_by_their_own_fingerprint(tmp_path: Path) -> N
     assert np.array_equal(out, embed_fn(m, 16, progress=False)(TEXTS))
 
 
+@pytest.mark.parametrize("backend", ["bf16", "int8"])
+def test_precisions_never_share_entries(tmp_path: Path, backend: str) -> None:
+    """float32, bf16 and int8 passes of the same weights are keyed apart, whether the backend
+    is passed or is the model's own ``encoder.inference``; each is served its own vectors."""
+    from hnm.encoders.inference import set_inference
+
+    m = tiny_encoder(seed=0)
+    fp32, _ = _fill(tmp_path, m)
+    other, cache = _fill(tmp_path, set_inference(tiny_encoder(seed=0), backend))
+    assert (cache.encoded_texts, cache.cached_texts) == (len(TEXTS), 0)
+    assert not np.array_equal(other, fp32)
+    assert np.array_equal(other, embed_fn(m, 16, progress=False, backend=backend)(TEXTS))
+    cache = EmbeddingCache(tmp_path)
+    with activate(cache):
+        again = frozen_embed_fn(m, 16, progress=False, backend=backend)(TEXTS)
+    assert (cache.encoded_texts, cache.cached_texts) == (0, len(TEXTS))
+    assert np.array_equal(again, other)
+
+
+def test_auto_is_keyed_by_what_it_resolves_to(tmp_path: Path, monkeypatch) -> None:
+    from hnm import precision
+    from hnm.encoders.inference import set_inference
+
+    monkeypatch.setattr(precision, "_SAID", set())
+    m = set_inference(tiny_encoder(seed=0), "auto")
+    monkeypatch.setenv(precision.ENV, "0")  # auto = torch: the float32 entries
+    fp32, _ = _fill(tmp_path, tiny_encoder(seed=0))
+    out, cache = _fill(tmp_path, m)
+    assert (cache.encoded_texts, cache.cached_texts) == (0, len(TEXTS))
+    assert np.array_equal(out, fp32)
+    monkeypatch.setenv(precision.ENV, "1")  # auto = bf16: encoded anew, never the float32 ones
+    out, cache = _fill(tmp_path, m)
+    assert (cache.encoded_texts, cache.cached_texts) == (len(TEXTS), 0)
+    assert np.array_equal(out, embed_fn(m, 16, progress=False, backend="bf16")(TEXTS))
+
+
 def test_no_active_cache_is_plain_embed_fn(model) -> None:
     assert np.array_equal(frozen_embed_fn(model, 16, progress=False)(TEXTS),
                           embed_fn(model, 16, progress=False)(TEXTS))

@@ -81,9 +81,10 @@ def test_the_model_knob_reaches_embed_fn():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ConfigError, match="encoder.inference='tensorrt'.*torch, onnx, int8"):
+    with pytest.raises(ConfigError,
+                       match="encoder.inference='tensorrt'.*torch, bf16, auto, onnx, int8"):
         tiny_encoder(inference="tensorrt")
-    assert set(BACKENDS) == {"torch", "onnx", "int8", "onnx_int8"}
+    assert set(BACKENDS) == {"torch", "bf16", "auto", "onnx", "int8", "onnx_int8"}
 
 
 def test_onnx_without_onnxruntime_is_refused(monkeypatch):

@@ -89,6 +89,20 @@ def test_run_settings_then_user_overrides() -> None:
     assert chosen.data.path == "/d"
 
 
+def test_run_settings_keep_the_runs_inference_backend() -> None:
+    """A run evaluated in bf16 is re-evaluated in bf16 (its metrics reproduced), unless the
+    user names a backend."""
+    run = OmegaConf.create({"seed": 5, "data": {"name": "toy"}, "eval": {},
+                            "encoder": {"inference": "bf16"}})
+    assert with_run_settings(eval_cfg(), run, []).encoder.inference == "bf16"
+    mine = with_run_settings(eval_cfg("encoder.inference=torch"), run,
+                             ["encoder.inference=torch"])
+    assert mine.encoder.inference == "torch"
+    old = OmegaConf.create({"seed": 5, "data": {"name": "toy"}, "eval": {}})  # no such key
+    assert with_run_settings(eval_cfg(), old, []).encoder.inference == \
+        eval_cfg().encoder.inference
+
+
 class FakeTask:
     """Stands in for an mteb task: metadata, subsets, and data loading."""
 

@@ -197,16 +197,31 @@ def summary(overlaps: Sequence[Overlap], eval_split: str = "test") -> str:
     return "; ".join(parts)
 
 
+# the share of evaluation queries (or positives) duplicated in training at which the leakage
+# line of ``hnm train`` is a warning; below it, an info line (an exact copy of an evaluation
+# query is a warning at any share)
+LEAKAGE_WARN_SHARE = 0.01
+
+
+def serious(overlaps: Sequence[Overlap]) -> bool:
+    """Whether the overlap is worth a warning: an evaluation query copied exactly into
+    training, or a share of duplicated queries or positives of ``LEAKAGE_WARN_SHARE`` or more.
+    One near-duplicate in a few hundred depends on which pairs a seed drew; it stays info."""
+    return any((o.kind == "queries" and o.exact > 0)
+               or (o.exact + o.near) / max(o.n_eval, 1) >= LEAKAGE_WARN_SHARE
+               for o in overlaps)
+
+
 def warn_leakage(data: RetrievalData, pairs: TrainPairs, eval_split: str,
                  check: LeakageCheck | None = None, examples: int = 3) -> list[Overlap]:
-    """Run the check as ``hnm train`` does: one log line (a warning when anything overlaps),
-    the top ``examples`` of each kind at debug level."""
+    """Run the check as ``hnm train`` does: one log line, a warning when the overlap is
+    :func:`serious`, else info; the top ``examples`` of each kind at debug level."""
     import logging
 
     log = logging.getLogger(__name__)
     overlaps = (check or LeakageCheck())(data, pairs, eval_split)
     found = any(o.matches for o in overlaps)
-    (log.warning if found else log.info)(
+    (log.warning if serious(overlaps) else log.info)(
         "leakage check (train pairs vs %s split of %s): %s%s", eval_split, data.name,
         summary(overlaps, eval_split), "; details: hnm data check" if found else "")
     for o in overlaps:

@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 
 from hnm.data.dataset import TrainPairs
-from hnm.data.leakage import LeakageCheck, best_matches, normalize, shingles, summary, warn_leakage
+from hnm.data.leakage import (
+    LEAKAGE_WARN_SHARE,
+    LeakageCheck,
+    Overlap,
+    best_matches,
+    normalize,
+    shingles,
+    summary,
+    warn_leakage,
+)
 from hnm.errors import ConfigError
 from tests.beir_fixture import write_beir
 from tests.conftest import make_data
@@ -148,3 +157,32 @@ def test_data_check_command_flags_planted_duplicate(tmp_path: Path, capsys) -> N
     with pytest.raises(SystemExit) as unknown:
         main(["frobnicate"])
     assert unknown.value.code == 2
+
+
+def _overlaps(query_matches: list, positive_matches: list, n_eval: int = 759) -> list[Overlap]:
+    return [Overlap("queries", 1000, n_eval, query_matches),
+            Overlap("positives", 1000, n_eval, positive_matches)]
+
+
+NEAR = ("e", "t", 0.9, False)
+EXACT = ("e", "t", 1.0, True)
+
+
+@pytest.mark.parametrize(("overlaps", "level"), [
+    (_overlaps([], []), logging.INFO),
+    (_overlaps([], [NEAR]), logging.INFO),  # 1 near positive in 759: 0.1%, below the threshold
+    (_overlaps([], [NEAR] * 7), logging.INFO),  # 0.9%
+    (_overlaps([], [NEAR] * 8), logging.WARNING),  # 1.05%: at or above 1%
+    (_overlaps([NEAR] * 8, []), logging.WARNING),
+    (_overlaps([EXACT], []), logging.WARNING),  # an evaluation query trained on: always
+])
+def test_leakage_line_level_follows_the_documented_threshold(overlaps, level, caplog) -> None:
+    """The level depends on the shares (LEAKAGE_WARN_SHARE) and exact query copies, not on
+    whether a single near-duplicate happened to be drawn this seed."""
+    data = make_data()
+    with caplog.at_level(logging.DEBUG, logger="hnm.data.leakage"):
+        warn_leakage(data, TrainPairs.from_split(data, "train"), "test",
+                     check=lambda *_: overlaps)
+    lines = [r for r in caplog.records if "leakage check" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == level, lines[0].getMessage()
+    assert LEAKAGE_WARN_SHARE == 0.01

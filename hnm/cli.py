@@ -118,8 +118,23 @@ def _main(argv: list[str] | None) -> None:
         except HnmError as err:
             print(f"hnm: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+    if verbose(argv):
+        os.environ["HNM_VERBOSE"] = "1"  # the commands keep third-party bars and INFO lines
+    else:  # transformers' and the hub's loading/writing bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     sys.argv = [f"hnm {sub}", *argv]
     _run(SUBCOMMANDS[sub][0])
+
+
+def verbose(argv: list[str]) -> bool:
+    """Whether the user asked for the libraries' own output: ``hydra.verbose=…`` (any value
+    but false) on the command line, or ``HNM_VERBOSE=1``. Otherwise the commands print their
+    own lines only: no nested progress bars, advertisements or deprecation chatter."""
+    if os.environ.get("HNM_VERBOSE", "").lower() not in ("", "0", "false", "no"):
+        return True
+    return any(a.startswith("hydra.verbose=")
+               and a.split("=", 1)[1].lower() not in ("false", "null", "[]", "")
+               for a in argv)
 
 
 def _run(target: str) -> None:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from hnm.cli import config_dir
 from hnm.errors import StartRefused
 from hnm.hydra_errors import user_message
+from hnm.logging_setup import file_only
 
 log = logging.getLogger("hnm")
 
@@ -41,8 +42,8 @@ def _friendly(fn: Callable[[DictConfig], Any] | None = None, *, run_status: bool
                 return _job_failed(err, message)
             if message is None:
                 raise
-            if not refused:
-                log.error("%s", message)
+            if not refused:  # the terminal gets the paragraph below; the log file keeps it
+                file_only(message, logging.ERROR)
             print(f"\nhnm: error: {message}", file=sys.stderr)
             raise SystemExit(2) from None
 
@@ -119,9 +120,9 @@ def _job_failed(err: BaseException, message: str | None) -> Any:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 @_friendly(run_status=True)
 def train_main(cfg: DictConfig) -> float:
-    from hnm.logging_setup import lightning_logs_once
+    from hnm.logging_setup import quiet_libraries
 
-    lightning_logs_once()
+    quiet_libraries()
     from hnm.train import train
 
     return train(cfg)
@@ -138,6 +139,9 @@ def _not_yet(name: str) -> Callable[[], None]:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval_cmd")
 @_friendly(run_status=True)
 def eval_main(cfg: DictConfig) -> None:
+    from hnm.logging_setup import quiet_libraries
+
+    quiet_libraries()
     from hnm.commands.eval import evaluate
 
     evaluate(cfg)
@@ -146,6 +150,9 @@ def eval_main(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="mine")
 @_friendly(run_status=True)
 def mine_main(cfg: DictConfig) -> None:
+    from hnm.logging_setup import quiet_libraries
+
+    quiet_libraries()
     from hnm.commands.mine import mine
 
     mine(cfg)

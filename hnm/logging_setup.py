@@ -3,8 +3,12 @@ Lightning's console lines routed through Hydra's logging once."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import sys
+import warnings
 from typing import Any
 
 from hydra.utils import instantiate
@@ -41,6 +45,8 @@ def build_loggers(node: DictConfig | None, save_dir: str, group: str | None, nam
         if target.endswith("TensorBoardLogger") and not spec.get("version"):
             extra["version"] = name.replace(" ", "_").replace("/", "_")
         logger = instantiate(spec, **extra)
+        if target.endswith("WandbLogger"):  # Lightning passes anonymous=None, which wandb warns
+            getattr(logger, "_wandb_init", {}).pop("anonymous", None)  # about as deprecated
         logger.log_hyperparams(config)
         loggers.append(logger)
     return loggers
@@ -72,3 +78,44 @@ def lightning_logs_once() -> None:
                     sys.stderr, sys.__stderr__):
                 logger.removeHandler(handler)
         logger.propagate = True
+
+
+def verbose() -> bool:
+    """``hydra.verbose`` or ``HNM_VERBOSE=1`` given (see :func:`hnm.cli.verbose`)."""
+    return os.environ.get("HNM_VERBOSE", "").lower() not in ("", "0", "false", "no")
+
+
+def quiet_libraries() -> None:
+    """The commands' output holds their own lines: Lightning's console lines once (see
+    :func:`lightning_logs_once`) and, unless :func:`verbose`, none of the libraries' chatter:
+    Lightning's start-up INFO lines (accelerators found, its logger advertisement, "fit
+    stopped"), its ``_pytree`` deprecation warning, and the line transformers prints at import
+    under ``WANDB_MODE=offline``. Progress bars of encodes are off too (``hnm.encoders``
+    reads :func:`verbose`); warnings that concern the run stay."""
+    lightning_logs_once()
+    if verbose():
+        return
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric.utilities.rank_zero").setLevel(logging.WARNING)
+    name = "transformers.integrations.integration_utils"
+    if os.environ.get("WANDB_MODE") == "offline" and name not in sys.modules:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+            __import__(name)  # prints "Running in WANDB offline mode" when first imported
+
+
+def file_only(text: str, level: int = logging.INFO, name: str = "hnm") -> None:
+    """Write ``text`` to the job's log file(s) only (Hydra's ``<command>.log``), for what the
+    command also prints to the terminal itself (the final table, the run folder, a user
+    error): the log file reads as the terminal did, and the terminal shows it once."""
+    root = logging.getLogger()
+    record = logging.getLogger(name).makeRecord(name, level, __file__, 0, text, None, None)
+    for handler in root.handlers:
+        if isinstance(handler, logging.FileHandler) and level >= handler.level:
+            handler.handle(record)
+
+
+def announce(text: str) -> None:
+    """Print ``text`` and keep it in the job's log file (:func:`file_only`)."""
+    print(text)
+    file_only(text)

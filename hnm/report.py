@@ -56,4 +56,12 @@ def _fmt(v: object) -> str:
 
 
 def print_table(table: Table) -> None:
+    """The table on the terminal, and as plain text in the job's log file."""
+    import io
+
+    from hnm.logging_setup import file_only
+
     Console(soft_wrap=True).print(table)
+    text = io.StringIO()
+    Console(file=text, width=120, no_color=True, soft_wrap=True).print(table)
+    file_only("\n" + text.getvalue().rstrip())

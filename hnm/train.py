@@ -33,7 +33,7 @@ from hnm.data.dataset import RetrievalData, TrainPairs
 from hnm.dist import env_rank, finish_relaunch, prepare_relaunch
 from hnm.encoders.embed import embed_fn
 from hnm.errors import ConfigError, HnmError, StartRefused, check_range
-from hnm.logging_setup import build_loggers, resolved
+from hnm.logging_setup import announce, build_loggers, resolved
 from hnm.modules.retrieval import RetrievalModule
 from hnm.parts import RunParts
 from hnm.precision import choose as choose_precision
@@ -425,6 +425,19 @@ def interrupted(run: Run) -> None:
     raise SystemExit(128 + signum)
 
 
+def write_model_card(folder: Path, run: Run, metrics: dict[str, float]) -> None:
+    """``README.md`` of the saved model: base model, data, strategy, command and metrics
+    (:mod:`hnm.model_card`), in place of sentence-transformers' generic card."""
+    from hnm import __version__, model_card
+
+    figures = {**metrics, "train/pairs": float(len(run.pairs)),
+               "train/steps": float(run.trainer.global_step)}
+    write_text(folder / "README.md", model_card.card(
+        resolved(run.cfg), figures, run.context["strategy"],
+        task_overrides() or str(run.context.get("overrides") or "").split(),
+        run.split, run.data.name, __version__))
+
+
 def report(run: Run) -> float:
     """Rank 0: final evaluation, the saved model, ``metrics.json``, the table; returns
     ``cfg.optimize_metric`` (NaN on the other DDP ranks)."""
@@ -442,6 +455,7 @@ def report(run: Run) -> float:
     run.timings["time/final_eval_s"] = time.perf_counter() - t0
     with atomic_path(claim(out / "model", "a saved model")) as tmp:  # complete or absent
         run.encoder.save(str(tmp))
+        write_model_card(tmp, run, metrics)
     if doc_model is not None:
         with atomic_path(claim(out / "doc_model", "a saved model")) as tmp:
             doc_model.save(str(tmp))
@@ -468,10 +482,10 @@ def report(run: Run) -> float:
         write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     print_table(before_after_table(metrics, run.data.name, after=run.split, split=run.split))
     warn_no_effect(effects, list(run.parts.reported()))
-    print(f"run folder: {out}")
+    announce(f"run folder: {out}")
     hint = dashboards.wandb_hint(run.loggers, out)
     if hint:
-        print(hint)
+        announce(hint)
     write_status(out, "finished")
     run.finished = True
     key = str(cfg.optimize_metric)

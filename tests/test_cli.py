@@ -90,6 +90,25 @@ def _check_run(folder: Path) -> dict:
     return metrics
 
 
+NOISE = ("litlogger", "_pytree", "Batches:", "\r", "Writing model shards", "Loading weights",
+         "anonymous setting", "Running in WANDB", "GPU available", "TPU available")
+
+
+def assert_quiet(text: str, once: bool = True) -> None:
+    """No third-party chatter, no bar redrawn with carriage returns, and (``once``) no line
+    printed twice, progress lines aside."""
+    import re
+
+    found = [n for n in NOISE if n in text]
+    assert not found, f"noise in the output: {found}\n{text[-3000:]}"
+    if once:
+        lines = [re.sub(r"^\[[\d\- :,]+\]", "", ln).strip() for ln in text.splitlines()]
+        lines = [ln for ln in lines if ln and "train step" not in ln
+                 and not set(ln) <= set("─━│┃┏┓┗┛┡┩└┘┌┐├┤┼╇╈┳┻┯┷ ")]
+        twice = sorted({ln for ln in lines if lines.count(ln) > 1})
+        assert not twice, f"printed twice: {twice}"
+
+
 @pytest.mark.slow
 def test_smoke_train_ngame_and_no_overwrite(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
@@ -102,7 +121,22 @@ def test_smoke_train_ngame_and_no_overwrite(tmp_path: Path) -> None:
             assert 0.0 <= metrics[f"{stage}/stdlib_code/{m}"] <= 1.0
     assert metrics["train/steps"] == 8
     assert "delta" in out.stdout and "stdlib_code (test split)" in out.stdout
+    assert_quiet(out.stdout + out.stderr)
+    log = (run_dir / "train.log").read_text()  # the run's log: named by the command
+    assert not (run_dir / "entry.log").exists()
+    assert "zero_shot vs test" in log  # the final table, at the end of the log
+    tail = log[log.index("zero_shot vs test"):]
+    assert "ndcg@10" in tail and "recall@100" in tail and "run folder" in tail
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    # the model card travels with the model: what trained it, on what, and how well
+    card = (run_dir / "model" / "README.md").read_text()
+    for needle in ("stdlib_code", "sampler=ngame", "cluster_size", "hnm train experiment=smoke",
+                   f"{metrics['test/stdlib_code/ndcg@10']:.4f}",
+                   f"{metrics['zero_shot/stdlib_code/ndcg@10']:.4f}"):
+        assert needle in card, needle
+    from sentence_transformers import SentenceTransformer
+
+    assert SentenceTransformer(str(run_dir / "model")).encode(["a query"]).shape[0] == 1
     before = (run_dir / "metrics.json").read_text()
     again = run(["train", "experiment=smoke", "logger=none", f"hydra.run.dir={run_dir}"], tmp_path)
     assert again.returncode == 2 and "never overwrites" in again.stderr
@@ -129,6 +163,7 @@ def test_smoke_multirun_is_one_group(tmp_path: Path) -> None:
     for num in ("0", "1"):
         _check_run(sweep / num)
     assert "seed=1" in out.stdout and "seed=2" in out.stdout  # the summary table
+    assert_quiet(out.stdout + out.stderr, once=False)  # W&B's own lines included
     runs = list(sweep.glob("*/wandb/offline-run-*"))
     assert len(runs) == 2
     # both offline run files carry the sweep's group name

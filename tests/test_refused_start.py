@@ -28,7 +28,7 @@ def finished_run(folder: Path) -> Path:
     (folder / "model" / "model.safetensors").write_bytes(b"weights")
     (folder / "metrics.json").write_text(json.dumps({"test/stdlib_code/ndcg@10": 0.5}))
     (folder / "status.json").write_text(json.dumps({"state": "finished"}))
-    (folder / "entry.log").write_text("the run's log\n")
+    (folder / "train.log").write_text("the run's log\n")
     return folder
 
 
@@ -88,7 +88,7 @@ def test_a_resume_with_another_configuration_leaves_the_run_as_it_was(tmp_path: 
     folder = finished_run(tmp_path / "run")
     (folder / "status.json").write_text(json.dumps({"state": "interrupted", "step": 4}))
     (folder / "metrics.json").unlink()
-    (folder / "entry.log").unlink()  # a log file must not appear either
+    (folder / "train.log").unlink()  # a log file must not appear either
     torch.save({"state_dict": {}, "hnm": {"config": {"seed": 7}}},
                folder / "checkpoints" / "last.ckpt")
     refused(["train", f"resume={folder}", "module.lr=0.5"], folder,

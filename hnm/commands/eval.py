@@ -180,7 +180,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     attack = [m for m in POISON_METRICS if any(m in r for r in rows)]
     if attack:  # +poison=…: the attack metrics, in a table of their own
         print_wide(runs_table(rows, ["dataset", *attack], title="poisoning probe"))
-    print(f"eval folder: {out}")
+    from hnm.logging_setup import announce
+
+    announce(f"eval folder: {out}")
     return metrics
 
 

@@ -14,7 +14,7 @@ from hnm.config_check import instantiate
 from hnm.data.dataset import TrainPairs
 from hnm.logging_setup import build_loggers, resolved
 from hnm.miners.io import write_negatives
-from hnm.runinfo import run_dir, sweep_info
+from hnm.runinfo import run_dir, sweep_info, task_overrides
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,28 @@ def mine(cfg: DictConfig) -> Path:
     for logger in build_loggers(cfg.get("logger"), str(run_dir()), group, name, resolved(cfg)):
         logger.log_metrics({f"mine/{k}": float(v) for k, v in stats.items()}, step=0)
         logger.finalize("success")
-    print(f"wrote {n} queries' negatives to {out}\n"
-          f"train on them with: hnm train +miner=from_file miner.path={out}")
+    from hnm.logging_setup import announce
+
+    announce(f"wrote {n} queries' negatives to {out}\n"
+             f"train on them with: {train_command(task_overrides(), out)}")
     return out
+
+
+# overrides of ``hnm mine`` that do not carry over to ``hnm train`` (the miner is replaced by
+# the file it wrote; where the file and the run go are the new run's own)
+_MINE_ONLY = ("miner", "+miner", "++miner", "output", "+output", "logger", "hydra.", "~")
+
+
+def train_command(overrides: list[str], out: Path) -> str:
+    """The ``hnm train`` line that trains on the mined file with the data, encoder and
+    experiment the negatives were mined for (the user's overrides, bar the miner's, the
+    output's and the loggers')."""
+    import shlex
+
+    kept = [o for o in overrides if not (o.split("=", 1)[0].split(".", 1)[0] in _MINE_ONLY
+                                         or o.startswith(_MINE_ONLY))]
+    words = ["hnm", "train", *kept, "+miner=from_file", f"miner.path={out}"]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _container(node: Any) -> Any:

@@ -42,6 +42,7 @@ import torch
 
 from hnm.encoders.clip import clip_for
 from hnm.errors import ConfigError, check_choice
+from hnm.logging_setup import verbose
 
 BACKENDS = ("torch", "bf16", "auto", "onnx", "int8", "onnx_int8")
 ATTR = "hnm_inference"
@@ -182,7 +183,7 @@ def _st_encode(model: Any, texts: Sequence[str], batch_size: int, progress: bool
                normalize: bool = True) -> np.ndarray:
     out = model.encode(clip_for(model, texts), batch_size=batch_size, convert_to_numpy=True,
                        normalize_embeddings=normalize,
-                       show_progress_bar=progress and len(texts) > batch_size)
+                       show_progress_bar=progress and len(texts) > batch_size and verbose())
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

@@ -117,9 +117,10 @@ class RetrievalModule(L.LightningModule):
         for part in self.steps.parts:
             if isinstance(part, UsesTraining):
                 part.bind(self.view)
+        # kept in checkpoints, not sent to the loggers: they get the whole config (module.*)
         self.save_hyperparameters(ignore=["encoder", "loss", "pairs", "miner", "negatives",
                                           "doc_encoder", "sampler", "hooks", "cache",
-                                          "refresh_batch_size"])
+                                          "refresh_batch_size"], logger=False)
 
     @property
     def strategies(self) -> list[NegativeStrategy]:

@@ -183,7 +183,6 @@ class NGAMESampler(PartState):
         self._served["refreshes"] += 1
         intra, rand = _similarity_stats(emb, clusters)
         return {
-            "refresh_seconds": done - start,
             "embed_seconds": embedded - start,
             "cluster_seconds": done - embedded,
             "num_clusters": float(len(clusters)),

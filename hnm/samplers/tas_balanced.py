@@ -217,7 +217,6 @@ class TASBalancedSampler(PartState):
                  "cluster_seconds": time.perf_counter() - start}
         if self.num_negatives > 0:
             stats.update(self.refresh_negatives(embed_queries, embed_docs, q_emb))
-        stats["refresh_seconds"] = time.perf_counter() - start
         return stats
 
     # ---- negatives ---------------------------------------------------------------------------

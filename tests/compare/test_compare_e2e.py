@@ -65,6 +65,9 @@ def test_dev_sweep_compare_and_dashboards(tmp_path: Path) -> None:
     rec = summary(run_file(run))
     assert rec["run"]["name"] == "ngame s1" and rec["run"]["group"] == "e2e"
     assert rec["config"]["strategy"] == "sampler=ngame" and "sampler:ngame" in rec["run"]["tags"]
+    # each setting once: the module's knobs under module.*, not repeated at the top level
+    assert "lr" in rec["config"]["module"] and not {"lr", "weight_decay", "warmup_ratio",
+                                                     "dropout"} & set(rec["config"])
     zero = [h for h in rec["history"] if "zero_shot/stdlib_code/ndcg@10" in h]
     assert zero and zero[0]["trainer/global_step"] == 0
     assert any("val/stdlib_code/ndcg@10" in h for h in rec["history"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,17 @@ def test_mine_config_composes(miner: str) -> None:
 @pytest.mark.slow
 def test_mine_then_train_from_file(tmp_path: Path) -> None:
     out = tmp_path / "negs.jsonl"
-    args = ["mine", "experiment=smoke", "logger=none", "data.max_train_pairs=64",
+    args = ["mine", "experiment=smoke", "data.max_train_pairs=64",
             f"hydra.run.dir={tmp_path / 'mine'}"]
     mined = run([*args, f"output={out}"], tmp_path)
     assert mined.returncode == 0, mined.stderr[-3000:]
+    assert not (tmp_path / "mine" / "wandb").exists()  # no W&B run unless logger= asks
+    # the next command it suggests trains on the same data with the same encoder
+    hint = next(ln for ln in mined.stdout.splitlines() if "hnm train" in ln)
+    suggested = shlex.split(hint[hint.index("hnm train"):])[2:]
+    assert {"experiment=smoke", "data.max_train_pairs=64", "+miner=from_file",
+            f"miner.path={out}"} <= set(suggested), hint
+    assert not any(a.startswith(("output=", "hydra.", "logger=")) for a in suggested), hint
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 64 and all(len(r["neg_ids"]) == 50 for r in lines)
     meta = json.loads(Path(f"{out}.meta.json").read_text())
@@ -37,8 +45,7 @@ def test_mine_then_train_from_file(tmp_path: Path) -> None:
     assert meta["telemetry"]["queries"] == 64
     again = run([*args, f"output={out}"], tmp_path)
     assert again.returncode == 2 and "never overwrites" in again.stderr
-    trained = run(["train", "experiment=smoke", "logger=none", "data.max_train_pairs=64",
-                   "trainer.max_steps=2", "+miner=from_file", f"miner.path={out}",
+    trained = run(["train", *suggested, "logger=none", "trainer.max_steps=2",
                    f"hydra.run.dir={tmp_path / 'train'}"], tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())

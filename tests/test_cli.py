@@ -171,3 +171,12 @@ def test_smoke_multirun_is_one_group(tmp_path: Path) -> None:
     for r in runs:
         blob = b"".join(p.read_bytes() for p in r.glob("*.wandb"))
         assert group in blob
+
+
+def test_cache_help_is_plain_text(capsys) -> None:
+    from hnm.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["cache", "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and "hnm cache info" in out and "``" not in out

@@ -49,7 +49,7 @@ def show(root: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="hnm cache", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hnm cache", description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("action", choices=["info", "clear"], help="show or empty the cache")
     parser.add_argument("--dir", type=Path, default=None,
                         help="the embedding cache folder (default: $HNM_CACHE_DIR/embeddings)")

@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "compare": ("hnm.entry:compare_main", "compare runs/sweeps: grouped table, tests, plots"),
     "data": ("hnm.entry:data_main", "dataset utilities: `hnm data check` (leakage report)"),
     "cache": ("hnm.commands.cache:main", "`hnm cache info` / `hnm cache clear`: the embedding cache"),
+    "list": ("hnm.catalog:main", "every option of every config group: description, paper, knobs"),
 }
 
 
@@ -35,7 +36,8 @@ def usage() -> str:
     lines = ["usage: hnm <subcommand> [overrides…] [-m] [--cfg job] [--help]", "", "subcommands:"]
     lines += [f"  {name:<8} {desc}" for name, (_, desc) in SUBCOMMANDS.items()]
     lines += ["", "examples:", "  hnm train +sampler=ngame",
-              "  hnm train -m +sampler=ngame seed=1,2,3", "  hnm train experiment=smoke"]
+              "  hnm train -m +sampler=ngame seed=1,2,3", "  hnm train experiment=smoke",
+              "  hnm list sampler/ngame"]
     return "\n".join(lines)
 
 
@@ -110,6 +112,11 @@ def _main(argv: list[str] | None) -> None:
               file=sys.stderr)
         print(usage(), file=sys.stderr)
         raise SystemExit(2)
+    if sub == "list":  # no Hydra: it reads conf/ and the sources as they are
+        from hnm.catalog import main as list_main
+
+        list_main(argv)
+        return
     if sub == "train":
         from hnm.errors import HnmError
 

@@ -117,6 +117,8 @@ def _main(argv: list[str] | None) -> None:
 
         list_main(argv)
         return
+    if sub in ("train", "eval", "mine"):
+        _register_help_resolver()
     if sub == "train":
         from hnm.errors import HnmError
 
@@ -127,6 +129,17 @@ def _main(argv: list[str] | None) -> None:
             raise SystemExit(2) from None
     sys.argv = [f"hnm {sub}", *argv]
     _run(SUBCOMMANDS[sub][0])
+
+
+def _register_help_resolver() -> None:
+    """``${hnm_help:COMMAND}`` in ``hydra.help.template`` (conf/hydra/default.yaml): the part of
+    ``hnm COMMAND --help`` that depends on the command (:func:`hnm.catalog.help_text`)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("hnm_help"):
+        from hnm.catalog import help_text
+
+        OmegaConf.register_new_resolver("hnm_help", help_text)
 
 
 def _run(target: str) -> None:

@@ -118,6 +118,9 @@ def _main(argv: list[str] | None) -> None:
         list_main(argv)
         return
     if sub in ("train", "eval", "mine"):
+        from hnm.catalog import canonical_overrides
+
+        argv = canonical_overrides(sub, argv)  # +miner=X and miner=X alike
         _register_help_resolver()
     if sub == "train":
         from hnm.errors import HnmError

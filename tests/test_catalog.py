@@ -1,5 +1,6 @@
 """``hnm list`` and docs/strategies.md: every option described, every knob of conf/ documented,
-the same knobs and defaults as Hydra composes; each command's --help names only its groups."""
+the same knobs and defaults as Hydra composes; each command's --help names only its groups;
+``+GROUP=X`` and ``GROUP=X`` alike."""
 
 from __future__ import annotations
 
@@ -221,3 +222,30 @@ def test_help_through_hydra(command: str, tmp_path: Path) -> None:
     assert catalog.help_text(command).replace("$$", "$") in out.stdout
     assert not re.search(r"^(sampler|negatives|loss|hparams_search):", out.stdout, re.M)
     assert "== Config (" in out.stdout and "hnm list" in out.stdout
+
+
+# --- +GROUP=X and GROUP=X ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("command", "given", "expected"), [
+    ("mine", ["+miner=bm25"], ["miner=bm25"]),
+    ("mine", ["miner=bm25"], ["miner=bm25"]),
+    ("train", ["miner=bm25"], ["+miner=bm25"]),
+    ("train", ["+miner=bm25"], ["+miner=bm25"]),
+    ("train", ["sampler=ngame,rs2", "+loss=kl"], ["+sampler=ngame,rs2", "loss=kl"]),
+    ("train", ["negatives=[gist,queue]"], ["+negatives=[gist,queue]"]),
+    ("train", ["+miner={_target_: x.Y}", "miner.range_max=10", "seed=1"],
+     ["+miner={_target_: x.Y}", "miner.range_max=10", "seed=1"]),
+    ("eval", ["+encoder=tiny", "miner=bm25"], ["encoder=tiny", "miner=bm25"]),
+])
+def test_canonical_overrides(command: str, given: list[str], expected: list[str]) -> None:
+    assert catalog.canonical_overrides(command, given) == expected
+
+
+@pytest.mark.parametrize("command", ["train", "mine"])
+@pytest.mark.parametrize("spelling", ["+miner=bm25", "miner=bm25"])
+def test_both_miner_spellings_compose(command: str, spelling: str) -> None:
+    overrides = catalog.canonical_overrides(command, [spelling])
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(catalog.COMMANDS[command], overrides=overrides)
+    assert cfg.miner._target_ == "hnm.miners.bm25.BM25Miner"

@@ -107,8 +107,7 @@ GROUPS: dict[str, GroupInfo] = {
     "experiment": GroupInfo("Presets", "several groups and keys set at once."),
     "hparams_search": GroupInfo("Hyper-parameter searches", "sweepers for `hnm train -m`."),
 }
-GROUP_ORDER = ("sampler", "miner", "negatives", "loss", "encoder", "data", "module", "trainer",
-               "logger", "eval", "cache", "paths", "poison", "experiment", "hparams_search")
+GROUP_ORDER = tuple(GROUPS)  # the order of hnm list and of the help
 
 
 class ListError(Exception):
@@ -127,7 +126,6 @@ def conf_root() -> Path:
 
 
 _KEY = re.compile(r"^(\s*)([A-Za-z_][\w.-]*)\s*:(?=\s|$)(.*)$")
-_STRUCTURAL = ("defaults", "_target_", "_partial_", "_recursive_", "_convert_")
 
 
 def _split_comment(rest: str) -> tuple[str, str | None, int]:
@@ -283,16 +281,29 @@ def shared_files(group: str) -> list[str]:
     return sorted(str(p.relative_to(base).with_suffix("")) for p in base.glob("*/**/*.yaml"))
 
 
-def _compose(group: str, name: str, at: tuple[str, ...], values: dict, defined: dict,
-             selects: list[str], includes: list[str], depth: int = 0) -> None:
-    """Merge ``group/name`` and its defaults list into ``values`` (path -> value) in Hydra's
-    order; ``defined`` records, per path, the files that set it (in merge order)."""
+@dataclass
+class _Composed:
+    """What :func:`_compose` gathers: ``values`` (path -> value, in merge order), ``defined``
+    (path -> the files that set it), the ``_target_``s of the option's level, the groups a
+    preset selects and the files it extends."""
+
+    values: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    defined: dict[tuple[str, ...], list[tuple[_File, tuple[str, ...]]]] = field(
+        default_factory=dict)
+    targets: list[str] = field(default_factory=list)
+    selects: list[str] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)
+
+
+def _compose(group: str, name: str, at: tuple[str, ...], into: _Composed,
+             depth: int = 0) -> None:
+    """Merge ``group/name`` and its defaults list into ``into`` in Hydra's order."""
     if depth > 8:
         return
     f = _read(conf_root() / group / f"{name}.yaml")
-    target = f.data.get("_target_")
-    if not at and isinstance(target, str):
-        selects.append(f"_target_={target}")  # taken out by load(): the option's class
+    if not at and isinstance(f.data.get("_target_"), str):
+        into.targets.append(f.data["_target_"])
+    values, defined = into.values, into.defined
     order = list(f.defaults)
     if "_self_" not in order:
         order.append("_self_")  # Hydra 1.1+: a config's own keys win over its defaults
@@ -310,11 +321,11 @@ def _compose(group: str, name: str, at: tuple[str, ...], values: dict, defined: 
             sub_at = (at if package == "_here_" else (*at, *package.split(".")) if package
                       else (*at, *folder.split("/")) if folder else at)
             sub_group = f"{group}/{folder}" if folder else group
-            includes.append(f"{sub_group}/{sub}")
-            _compose(sub_group, sub, sub_at, values, defined, selects, includes, depth + 1)
+            into.includes.append(f"{sub_group}/{sub}")
+            _compose(sub_group, sub, sub_at, into, depth + 1)
         elif isinstance(entry, dict):
             for k, v in entry.items():
-                selects.append(f"{str(k).removeprefix('override').strip().lstrip('/')}={v}")
+                into.selects.append(f"{str(k).removeprefix('override').strip().lstrip('/')}={v}")
 
 
 _ARG = re.compile(r"^( *)([\w*][\w, *]*?):(?:\s+(.*))?$")
@@ -322,40 +333,38 @@ _ARG = re.compile(r"^( *)([\w*][\w, *]*?):(?:\s+(.*))?$")
 
 @functools.cache
 def _arg_docs(target: str) -> dict[str, str]:
-    """``name -> text`` of the ``Args:`` entries of ``target``'s docstrings (nearest first)."""
+    """``name -> text`` of the ``Args:`` entries of ``target``'s docstrings; the nearest class
+    that documents a name wins (``k1, b: …`` documents both)."""
     from hnm.static_signature import docstrings_of
 
     out: dict[str, str] = {}
     for doc in docstrings_of(target):
         lines = doc.splitlines()
-        try:
-            start = next(i for i, ln in enumerate(lines) if ln.strip() == "Args:")
-        except StopIteration:
+        start = next((i for i, ln in enumerate(lines) if ln.strip() == "Args:"), None)
+        if start is None:
             continue
         base = len(lines[start]) - len(lines[start].lstrip())
+        found: dict[str, list[str]] = {}
+        current: list[str] = []
         entry_indent = None
-        names: list[str] = []
         for ln in lines[start + 1:]:
             if not ln.strip():
                 continue
             indent = len(ln) - len(ln.lstrip())
-            if indent <= base:
+            if indent <= base:  # the end of the section
                 break
             match = _ARG.match(ln)
-            if match and (entry_indent is None or indent == entry_indent):
+            if match and indent == (entry_indent or indent):
                 entry_indent = indent
-                names = [n.strip() for n in match.group(2).split(",")]
-                for n in names:
-                    out.setdefault(n, "")
-                text = match.group(3) or ""
-            elif names:
-                text = ln.strip()
-            else:
-                continue
-            for n in names:
-                if out[n] is not None and (out[n] == "" or text):
-                    out[n] = f"{out[n]} {text}".strip() if out[n] != "" else text
-    return {k: _clean_rst(v) for k, v in out.items() if v}
+                current = [n.strip() for n in match.group(2).split(",")]
+                for n in current:
+                    found[n] = [match.group(3) or ""]
+            elif current:  # an entry going on over more lines
+                for n in current:
+                    found[n].append(ln.strip())
+        for n, parts in found.items():
+            out.setdefault(n, _clean_rst(" ".join(p for p in parts if p)))
+    return {k: v for k, v in out.items() if v}
 
 
 def _clean_rst(text: str) -> str:
@@ -365,6 +374,8 @@ def _clean_rst(text: str) -> str:
 
 def _meaning(path: tuple[str, ...], files: list[tuple[_File, tuple[str, ...]]],
              target: str | None) -> str:
+    """A knob's meaning: its comment (the last file that has one), else its ``Args:`` entry,
+    else the comment of the mapping it is in, else the entry of that mapping."""
     for f, p in reversed(files):
         if p in f.own:
             return f.own[p]
@@ -414,26 +425,22 @@ def _own_target(group: str, name: str) -> str | None:
 
 def load(group: str, name: str) -> Option:
     """One option, composed (its knobs) and described (its header, the docstrings)."""
-    if group not in groups() and not (conf_root() / group).is_dir():
+    if group not in groups():
         raise ListError(_no_group(group))
     if not (conf_root() / group / f"{name}.yaml").is_file():
         raise ListError(_no_option(group, name))
     f = _read(conf_root() / group / f"{name}.yaml")
-    values: dict[tuple[str, ...], Any] = {}
-    defined: dict[tuple[str, ...], list[tuple[_File, tuple[str, ...]]]] = {}
-    selects: list[str] = []
-    includes: list[str] = []
-    _compose(group, name, (), values, defined, selects, includes)
-    targets = [t.split("=", 1)[1] for t in selects if t.startswith("_target_=")]
-    selects = [t for t in selects if not t.startswith("_target_=")]
-    full_target = targets[-1] if targets else None  # the last one merged wins, as in Hydra
+    composed = _Composed()
+    _compose(group, name, (), composed)
+    full_target = composed.targets[-1] if composed.targets else None  # the last merged wins
     target = full_target if full_target and full_target.startswith("hnm.") else None
     base = conf_root() / group
     knobs = []
-    for path, value in values.items():
-        last = defined[path][-1][0]
-        source = None if last is f else str(last.path.relative_to(base).with_suffix(""))
-        knobs.append(Knob(".".join(path), value, _meaning(path, defined[path], target), source))
+    for path, value in composed.values.items():
+        files = composed.defined[path]
+        source = None if files[-1][0] is f else str(
+            files[-1][0].path.relative_to(base).with_suffix(""))
+        knobs.append(Knob(".".join(path), value, _meaning(path, files, target), source))
     description, details, tags = _header(f.header)
     if not description and target:
         from hnm.static_signature import docstrings_of
@@ -443,7 +450,7 @@ def load(group: str, name: str) -> Option:
     package = f.package or group.replace("/", ".")
     own_group = f"{group}/"
     return Option(group, name, package, description, details, tags, full_target, knobs,
-                  selects, [i.removeprefix(own_group) for i in includes])
+                  composed.selects, [i.removeprefix(own_group) for i in composed.includes])
 
 
 def load_shared(group: str, rel: str) -> Option:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install run smoke test test-fast lint bench clean
+.PHONY: install run smoke test test-fast lint docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check hnm tests scripts
 	$(BIN)/mypy hnm
+
+## docs/strategies.md from conf/ and the strategy classes' docstrings (a test compares them)
+docs: install
+	$(BIN)/hnm list --markdown > docs/strategies.md
 
 bench: install
 	$(BIN)/python scripts/bench_mining.py

@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "compare": ("hnm.entry:compare_main", "compare runs/sweeps: grouped table, tests, plots"),
     "data": ("hnm.entry:data_main", "dataset utilities: `hnm data check` (leakage report)"),
     "cache": ("hnm.commands.cache:main", "`hnm cache info` / `hnm cache clear`: the embedding cache"),
+    "list": ("hnm.catalog:main", "every option of every config group: description, paper, knobs"),
 }
 
 
@@ -35,7 +36,8 @@ def usage() -> str:
     lines = ["usage: hnm <subcommand> [overrides…] [-m] [--cfg job] [--help]", "", "subcommands:"]
     lines += [f"  {name:<8} {desc}" for name, (_, desc) in SUBCOMMANDS.items()]
     lines += ["", "examples:", "  hnm train +sampler=ngame",
-              "  hnm train -m +sampler=ngame seed=1,2,3", "  hnm train experiment=smoke"]
+              "  hnm train -m +sampler=ngame seed=1,2,3", "  hnm train experiment=smoke",
+              "  hnm list sampler/ngame"]
     return "\n".join(lines)
 
 
@@ -110,6 +112,16 @@ def _main(argv: list[str] | None) -> None:
               file=sys.stderr)
         print(usage(), file=sys.stderr)
         raise SystemExit(2)
+    if sub == "list":  # no Hydra: it reads conf/ and the sources as they are
+        from hnm.catalog import main as list_main
+
+        list_main(argv)
+        return
+    if sub in ("train", "eval", "mine"):
+        from hnm.catalog import canonical_overrides
+
+        argv = canonical_overrides(sub, argv)  # +miner=X and miner=X alike
+        _register_help_resolver()
     if sub == "train":
         from hnm.errors import HnmError
 
@@ -135,6 +147,17 @@ def verbose(argv: list[str]) -> bool:
     return any(a.startswith("hydra.verbose=")
                and a.split("=", 1)[1].lower() not in ("false", "null", "[]", "")
                for a in argv)
+
+
+def _register_help_resolver() -> None:
+    """``${hnm_help:COMMAND}`` in ``hydra.help.template`` (conf/hydra/default.yaml): the part of
+    ``hnm COMMAND --help`` that depends on the command (:func:`hnm.catalog.help_text`)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("hnm_help"):
+        from hnm.catalog import help_text
+
+        OmegaConf.register_new_resolver("hnm_help", help_text)
 
 
 def _run(target: str) -> None:

@@ -177,3 +177,32 @@ def knobs_of(target: str) -> Knobs | None:
             return knobs
         where, node = nxt
     return None
+
+
+@functools.cache
+def docstrings_of(target: str) -> tuple[str, ...]:
+    """The docstrings of ``target`` (``hnm.pkg.module.Name``), nearest first: a function's,
+    or a class's and those of the base classes its constructor passes ``**kwargs`` to (the
+    walk of :func:`knobs_of`), so that a knob a base class documents is found there. Empty
+    when the source cannot be read this way."""
+    module, _, name = target.rpartition(".")
+    found = _find(module, name)
+    out: list[str] = []
+    for _ in range(8):
+        if found is None:
+            break
+        where, node = found
+        if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            break
+        doc = ast.get_docstring(node)
+        if doc:
+            out.append(doc)
+        if isinstance(node, ast.FunctionDef):
+            break
+        init = next((s for s in node.body if isinstance(s, ast.FunctionDef)
+                     and s.name == "__init__"), None)
+        if init is not None and init.args.kwarg is None:
+            break
+        base = next((b.id for b in node.bases if isinstance(b, ast.Name)), None)
+        found = _find(where, base) if base else None
+    return tuple(out)

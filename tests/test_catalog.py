@@ -196,7 +196,7 @@ def _groups_in_help(text: str) -> set[str]:
 
 
 @pytest.mark.parametrize(("command", "expected"), [
-    ("eval", {"data", "encoder", "eval", "paths", "cache"}),
+    ("eval", {"data", "encoder", "eval", "paths", "cache", "experiment"}),
     ("mine", {"data", "encoder", "miner", "trainer", "logger", "eval", "paths", "cache",
               "experiment"}),
 ])

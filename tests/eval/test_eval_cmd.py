@@ -239,3 +239,15 @@ def test_real_mteb_offline_names_missing_data(monkeypatch) -> None:
         load_mteb_task("NoSuchTask")
     with pytest.raises(ConfigError, match="Classification task"):
         load_mteb_task("Banking77Classification")
+
+
+@pytest.mark.parametrize("spelling", ["experiment=smoke", "+experiment=smoke"])
+def test_eval_takes_an_experiment_as_train_and_mine_do(spelling: str) -> None:
+    """``hnm eval experiment=smoke`` (as ``hnm train`` / ``hnm mine`` take it) and the
+    ``+experiment=`` spelling both compose to the smoke settings."""
+    from hnm.catalog import canonical_overrides
+    from hnm.cli import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("eval_cmd", overrides=canonical_overrides("eval", [spelling, "model=null"]))
+    assert cfg.encoder._target_.endswith("tiny_encoder") and cfg.eval.evaluator.max_queries == 200

@@ -73,9 +73,10 @@ RULES: dict[str, tuple[tuple[str, ...], Any, Any, bool]] = {
 CHOICES: dict[str, tuple[Any, ...]] = {
     "progress.enabled": ("auto", True, False),
     "trainer.accelerator": ("cpu", "gpu", "cuda", "mps", "tpu", "auto"),
+    # Lightning's values, and auto (hnm resolves it: bf16-mixed where the hardware has bf16)
     "trainer.precision": ("64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed",
                           "bf16", "16-true", "bf16-true", "transformer-engine",
-                          "transformer-engine-float16"),
+                          "transformer-engine-float16", "auto"),
 }
 # a torch device (or the trainer's accelerator name, which encoders map to one)
 DEVICE = r"(?i)(cpu|cuda|gpu|auto|mps|xpu|hpu)(:\d+)?"

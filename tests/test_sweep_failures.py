@@ -164,20 +164,22 @@ def test_sweep_goes_on_after_a_failed_job(tmp_path: Path) -> None:
     assert f"sweep {sweep}: 1 of 3 jobs did not finish" in summary
     assert "  1 (batch_size=0): failed: batch_size=0 is not valid; expected an integer >= 1\n" \
         in summary  # the overrides that differ between jobs
-    # stdout is a pipe: progress lines instead of Lightning's bar, its INFO lines once each
+    # stdout is a pipe: progress lines instead of Lightning's bar; its start-up INFO lines are
+    # left out unless asked for (HNM_VERBOSE=1, see test_single_run_piped_…)
     assert out.stdout.count("train step 2/3 (67%)") == 1  # job 0: 20 pairs, batch 8
     assert out.stdout.count("train step 1/2 (50%)") == 0  # smoke: a line every 2 steps
     assert "train step 2/2 (100%)" in out.stdout  # job 2: 20 pairs, batch 16
     both = out.stdout + out.stderr
-    assert both.count("GPU available:") == 2 and both.count("`Trainer.fit` stopped") == 2
+    assert both.count("GPU available:") == 0 and both.count("`Trainer.fit` stopped") == 0
+    assert both.count("dataset beir") == 2  # hnm's own line, once per job that trained (not #1)
     assert "Epoch 0/0" not in both  # no Lightning progress bar
 
 
 @pytest.mark.slow
-def test_single_run_piped_shows_progress_and_info_once(tmp_path: Path) -> None:
+def test_single_run_piped_shows_progress_and_info_once(tmp_path: Path, monkeypatch) -> None:
     data = write_beir(tmp_path / "beir")
-    out = run(["train", *TINY, f"data.path={data}", "batch_size=4", "trainer.max_steps=5",
-               f"hydra.run.dir={tmp_path / 'r'}"], tmp_path)
+    args = ["train", *TINY, f"data.path={data}", "batch_size=4", "trainer.max_steps=5"]
+    out = run([*args, f"hydra.run.dir={tmp_path / 'r'}"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     progress = [ln for ln in out.stdout.splitlines() if "train step " in ln]
     assert [ln.split("train step ")[1].split(" [")[0] for ln in progress] == [
@@ -185,6 +187,14 @@ def test_single_run_piped_shows_progress_and_info_once(tmp_path: Path) -> None:
     assert all("it/s" in ln or "s/it" in ln for ln in progress)
     assert all("loss=" in ln and "<" in ln for ln in progress)  # elapsed<time left
     both = out.stdout + out.stderr
+    for line in ("GPU available:", "TPU available:", "`Trainer.fit` stopped"):
+        assert both.count(line) == 0, line  # Lightning's start-up chatter: off by default
+    assert both.count("run folder:") == 1
+    # asked for, Lightning's lines appear, each once, in hnm's format
+    monkeypatch.setenv("HNM_VERBOSE", "1")
+    loud = run([*args, f"hydra.run.dir={tmp_path / 'verbose'}"], tmp_path)
+    assert loud.returncode == 0, loud.stderr[-3000:]
+    both = loud.stdout + loud.stderr
     for line in ("GPU available:", "TPU available:", "`Trainer.fit` stopped"):
         assert both.count(line) == 1, line
     assert "INFO: GPU available" not in both  # Lightning's own console format

@@ -102,7 +102,8 @@ def _sections(report: dict, split: str, figures: dict[str, Any]) -> str:
     base = f"#{b.get('number')} {b.get('label', '')}" if b else ""
     parts = [
         f'<section id="forest"><h2>Δ against the baseline <span class="tag">{s}</span></h2>'
-        '<p class="help">Each row is a group: ● mean Δ over seeds with its 95% bootstrap CI, '
+        '<p class="help">Each row is a group: ● mean Δ over seeds with the 95% CI of the test '
+        "named at its right (in hnm compare: a t-test over queries and seeds), "
         "○ each seed's Δ, ◇ the zero-shot starting model (▶/◀ at the edge when it lies far "
         "outside). The line at 0 is the baseline. Hover a point for the minimum detectable Δ and "
         "the seeds needed.</p>"

@@ -117,7 +117,8 @@ def forest_figures(report: dict, split: str, color: dict[str, str]) -> list[dict
             height=130 + 70 * n, showlegend=False, hovermode="closest",
             margin={"l": 230, "r": 260, "t": 60, "b": 55}, plot_bgcolor="white",
             xaxis={"title": f"Δ {html.escape(str(metric))} ({html.escape(split)}) vs baseline: "
-                            "mean, 95% bootstrap CI; ○ per seed; ◇ zero-shot",
+                            f"mean, 95% CI of the {html.escape(_tests(sel))}; ○ per seed; "
+                            "◇ zero-shot",
                    "range": [lo, hi], "zeroline": False, "gridcolor": "#e6e6e6",
                    "tickformat": "+.3f"},
             yaxis={"tickvals": list(range(n)), "range": [-0.6, n - 0.4],
@@ -129,3 +130,9 @@ def forest_figures(report: dict, split: str, color: dict[str, str]) -> list[dict
             annotations=annotations)
         out.append({"metric": metric, "dataset": dataset, "figure": as_dict(fig)})
     return out
+
+
+def _tests(rows: list[dict[str, Any]]) -> str:
+    """The test whose interval a figure draws (its rows' ``test``), named once."""
+    names = list(dict.fromkeys(str(r.get("test") or "test") for r in rows))
+    return " / ".join(names)

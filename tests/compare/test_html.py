@@ -143,3 +143,12 @@ def test_curves_and_losses(report):
     names = [t["name"] for t in losses["data"]]
     assert len(names) == 6 and sum("(baseline)" in n for n in names) == 3
     assert curves_figure({"curves": {"groups": []}}, c) is None
+
+
+def test_forest_and_help_name_the_interval_of_the_test_shown(report, page):
+    """The CI drawn is the test's (t over queries and seeds in hnm compare, the fixture's
+    paired t-test): the axis and the help text name that test, never a bootstrap."""
+    for f in forest_figures(report, "test", colors(report["groups"])):
+        title = f["figure"]["layout"]["xaxis"]["title"]["text"]
+        assert "bootstrap" not in title and "paired t-test" in title, title
+    assert "bootstrap" not in page

@@ -104,8 +104,8 @@ def forest_figures(report: dict, split: str, color: dict[str, str]) -> list[dict
             fig.add_trace(_forest_trace(r, y, color.get(str(r.get("group")), "#1f77b4"), lo, hi,
                                         groups.get(r.get("group"))))
             sig = isinstance(r.get("p_holm"), (int, float)) and r["p_holm"] < 0.05
-            text = (f"{html.escape(r.get('test') or 'test')} p={fmt_p(r.get('p'))}, "
-                    f"Holm p={fmt_p(r.get('p_holm'))}")
+            # the test is named on the axis: the p-values alone fit beside the plot
+            text = f"p={fmt_p(r.get('p'))}, Holm p={fmt_p(r.get('p_holm'))}"
             annotations.append({"x": 1.01, "y": y, "xref": "paper", "yref": "y",
                                 "xanchor": "left", "showarrow": False,
                                 "text": f"<b>{text}</b>" if sig else text})

@@ -138,11 +138,16 @@ def _main(argv: list[str] | None) -> None:
     _run(SUBCOMMANDS[sub][0])
 
 
+def env_verbose() -> bool:
+    """``HNM_VERBOSE`` set to a true value (:func:`verbose` sets it for the command's process)."""
+    return os.environ.get("HNM_VERBOSE", "").lower() not in ("", "0", "false", "no")
+
+
 def verbose(argv: list[str]) -> bool:
     """Whether the user asked for the libraries' own output: ``hydra.verbose=…`` (any value
     but false) on the command line, or ``HNM_VERBOSE=1``. Otherwise the commands print their
     own lines only: no nested progress bars, advertisements or deprecation chatter."""
-    if os.environ.get("HNM_VERBOSE", "").lower() not in ("", "0", "false", "no"):
+    if env_verbose():
         return True
     return any(a.startswith("hydra.verbose=")
                and a.split("=", 1)[1].lower() not in ("false", "null", "[]", "")

@@ -82,7 +82,9 @@ def lightning_logs_once() -> None:
 
 def verbose() -> bool:
     """``hydra.verbose`` or ``HNM_VERBOSE=1`` given (see :func:`hnm.cli.verbose`)."""
-    return os.environ.get("HNM_VERBOSE", "").lower() not in ("", "0", "false", "no")
+    from hnm.cli import env_verbose
+
+    return env_verbose()
 
 
 def quiet_libraries() -> None:

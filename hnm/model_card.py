@@ -14,8 +14,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-STRATEGY_GROUPS = ("sampler", "miner", "negatives", "loss")
-METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+from hnm.catalog import STRATEGY_GROUPS
+from hnm.report import METRICS
 
 
 def _knobs(node: Any) -> str:

@@ -98,8 +98,7 @@ def train_command(overrides: list[str], out: Path) -> str:
     output's and the loggers')."""
     import shlex
 
-    kept = [o for o in overrides if not (o.split("=", 1)[0].split(".", 1)[0] in _MINE_ONLY
-                                         or o.startswith(_MINE_ONLY))]
+    kept = [o for o in overrides if not o.startswith(_MINE_ONLY)]
     words = ["hnm", "train", *kept, "+miner=from_file", f"miner.path={out}"]
     return " ".join(shlex.quote(w) for w in words)
 

@@ -121,7 +121,7 @@ def test_forest_has_one_trace_per_group_labelled_at_its_row(report):
             hover = trace["hovertext"][trace["marker"]["size"].index(13)]
             assert "minimum detectable Δ (80% power)" in hover and "seeds needed" in hover
         notes = [a["text"] for a in f["figure"]["layout"]["annotations"]]
-        assert sum(n.lstrip("<b>").startswith("p=") and "Holm p=" in n for n in notes) == 3
+        assert sum(n.replace("<b>", "").startswith("p=") and "Holm p=" in n for n in notes) == 3
         assert len(max(notes, key=len)) <= 40  # fits the right margin (the axis names the test)
 
 

@@ -53,7 +53,9 @@ def hnm() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "hnm.cli"]
 
 
-def run(out: Path, seeds: list[int], only: list[str], extra: list[str]) -> None:
+def run(out: Path, seeds: list[int], only: list[str], extra: list[str],
+        recipes: dict[str, list[str]] | None = None) -> None:
+    """Train every chosen option (or named recipe: ``recipes`` maps a name to its overrides)."""
     refused_file = out / "refused.json"
     refused = json.loads(refused_file.read_text()) if refused_file.is_file() else {}
     chosen = ["baseline", *[o for o in (only or options()) if o != "baseline"]]
@@ -66,7 +68,8 @@ def run(out: Path, seeds: list[int], only: list[str], extra: list[str]) -> None:
             log.parent.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             with log.open("w") as f:
-                rc = subprocess.call([*hnm(), "train", *BASE, *overrides(option), f"seed={seed}",
+                args = recipes[option] if recipes else overrides(option)
+                rc = subprocess.call([*hnm(), "train", *BASE, *args, f"seed={seed}",
                                       *extra, f"hydra.run.dir={folder}"], cwd=ROOT,
                                      stdout=f, stderr=subprocess.STDOUT, env=os.environ)
             text = log.read_text(errors="replace")
@@ -77,7 +80,7 @@ def run(out: Path, seeds: list[int], only: list[str], extra: list[str]) -> None:
                   flush=True)
 
 
-def table(out: Path) -> None:
+def table(out: Path, recipes: dict[str, list[str]] | None = None) -> None:
     cmp = out / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     subprocess.check_call([*hnm(), "compare", str(out / "runs"), "--baseline", "defaults",
                            "--out", str(cmp)], cwd=ROOT)
@@ -99,7 +102,8 @@ def table(out: Path) -> None:
               f"{float(r['delta']):+.4f} [{float(r['ci_low']):+.4f}, {float(r['ci_high']):+.4f}]"
               f" | {float(r['p_holm']):.3f} | {verdict} | {fit and f'{float(fit):.2f}'} |")
     for option, message in sorted(refused.items()):
-        print(f"| `{' '.join(overrides(option))}` | – | – | refuses to start | | {message} | |")
+        args = recipes[option] if recipes else overrides(option)
+        print(f"| `{' '.join(args)}` | – | – | refuses to start | | {message} | |")
     print(f"\n(comparison: {cmp})")
 
 

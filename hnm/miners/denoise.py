@@ -27,7 +27,9 @@ class DenoiseMiner(DenseStaticMiner):
     margins). A *guide* then scores every surviving candidate and every known positive, and a
     candidate is dropped as a likely false negative when its guide score is above
     ``max_guide_score``, or above the query's positive guide score minus ``guide_margin``
-    (the lowest positive score when a query has several). The pool keeps the guide's scores,
+    (the lowest positive score when a query has several), but never more than
+    ``1 - min_keep_share`` of a query's candidates: beyond that share only the candidates the
+    guide scores highest are dropped. The pool keeps the guide's scores,
     so with ``teacher_scores=true`` (the default) the negatives come with teacher scores
     ``(B, 1+k)`` (the positive's first; NaN for padded random documents) for distillation
     losses such as MarginMSE or KL; the telemetry is in guide scores too. A query left with
@@ -53,7 +55,11 @@ class DenoiseMiner(DenseStaticMiner):
     retriever's top ranks hold more false negatives. Departures: RocketQA thresholds the
     cross-encoder's probability and also uses it to add pseudo-labelled positives; here the
     threshold is in the guide's own score units (a cross-encoder's raw output, or cosine for a
-    bi-encoder), a margin to the positive is offered, and no positives are added.
+    bi-encoder), a margin to the positive is offered, no positives are added, and the guide
+    keeps at least ``min_keep_share`` (0.5) of each query's candidates, where RocketQA drops
+    every candidate above its threshold: with the starting model as its own guide (the
+    default, no cross-encoder being installable offline) a margin of 0 drops every candidate
+    ranked above the positive, most of the pool for a query the model gets wrong.
 
     Args:
         max_guide_score: drop candidates whose guide score exceeds this (``None``: off).
@@ -65,6 +71,8 @@ class DenoiseMiner(DenseStaticMiner):
         cross_encoder: path or name of a sentence-transformers CrossEncoder guide.
         guide_batch_size: batch size of the guide's encoding/prediction.
         teacher_scores: return the guide's scores as teacher scores.
+        min_keep_share: the share of each query's candidates the guide keeps at least, in
+            [0, 1] (0: no floor); restored candidates count in ``restored_min_keep``.
         **kwargs: the knobs of :class:`DenseStaticMiner` (``encoder``, ``num_negatives``, …).
 
     Recommended with a guide stronger than the retriever (a cross-encoder or a larger
@@ -78,12 +86,13 @@ class DenoiseMiner(DenseStaticMiner):
     def __init__(self, max_guide_score: float | None = None, guide_margin: float | None = 0.0,
                  guide: Any = None, cross_encoder: str | None = None,
                  guide_batch_size: int = 64, teacher_scores: bool = True,
-                 **kwargs: Any) -> None:
+                 min_keep_share: float = 0.5, **kwargs: Any) -> None:
         super().__init__(teacher_scores=teacher_scores, **kwargs)
         if guide is not None and cross_encoder is not None:
             raise ConfigError("miner.guide and miner.cross_encoder are both set; give one guide")
         if guide_margin is not None:
             check_range("miner.guide_margin", guide_margin, 0.0)
+        check_range("miner.min_keep_share", min_keep_share, 0.0, 1.0)
         if max_guide_score is None and guide_margin is None and not teacher_scores:
             raise ConfigError("miner.max_guide_score and miner.guide_margin are both null and "
                               "miner.teacher_scores is false: the guide would drop nothing and "
@@ -94,6 +103,7 @@ class DenoiseMiner(DenseStaticMiner):
         self.guide = guide
         self.cross_encoder = cross_encoder
         self.guide_batch_size = int(guide_batch_size)
+        self.min_keep_share = float(min_keep_share)
         self._ce: Any = None
         self._start: tuple[EmbedFn, EmbedFn] | None = None
         self._seen: dict[str, np.ndarray] = {}
@@ -141,6 +151,7 @@ class DenoiseMiner(DenseStaticMiner):
                 drop = keep & (guide_pool > qpos - self.guide_margin)
                 removed["removed_guide_margin"] = int(drop.sum())
                 keep &= ~drop
+        removed["restored_min_keep"] = self._keep_share(candidates, keep, guide_pool)
         flagged = candidates & ~keep
         self._flagged = [set(pool.idx[q, flagged[q]].tolist()) for q in range(len(keep))]
         out, _ = apply_filters(np.where(keep, pool.idx, -1), guide_pool, np.zeros_like(keep),
@@ -148,6 +159,19 @@ class DenoiseMiner(DenseStaticMiner):
         removed["kept"] = int(out.count.sum())
         self._seen = {}
         return out, removed
+
+    def _keep_share(self, candidates: np.ndarray, keep: np.ndarray,
+                    guide_pool: np.ndarray) -> int:
+        """Give back, in place, the flagged candidates with the lowest guide scores of every
+        query that would keep fewer than ``ceil(min_keep_share * candidates)``; how many."""
+        need = np.ceil(self.min_keep_share * candidates.sum(1) - 1e-9).astype(int) - keep.sum(1)
+        restored = 0
+        for q in np.nonzero(need > 0)[0]:
+            flagged = np.nonzero(candidates[q] & ~keep[q])[0]
+            back = flagged[np.argsort(guide_pool[q, flagged], kind="stable")[:need[q]]]
+            keep[q, back] = True
+            restored += len(back)
+        return restored
 
     def never_pad(self, q: int) -> set[int]:
         """The candidates the guide dropped for query row ``q``: padding never draws them back."""

@@ -128,8 +128,9 @@ def test_star_mixes_top_ranks_and_random_documents(tmp_path, baseline) -> None:
 @pytest.mark.slow
 def test_denoise_drops_planted_false_negatives_and_supplies_guide_scores(tmp_path,
                                                                           baseline) -> None:
-    rec = record_fit(tmp_path, ["+miner=denoise", QUIET], data=with_false_negatives(),
-                     probe=keep_start())
+    # the guide's filter alone (no floor): nothing above the positive's guide score survives
+    rec = record_fit(tmp_path, ["+miner=denoise", "miner.min_keep_share=0", QUIET],
+                     data=with_false_negatives(), probe=keep_start())
     assert_every_step_has_negatives(rec)
     start = Ranker(rec.run, rec.steps[0].probe)  # the retriever and the default guide
     for qid in start.qids:  # each planted document is its query's hardest non-positive...
@@ -155,6 +156,27 @@ def test_denoise_drops_planted_false_negatives_and_supplies_guide_scores(tmp_pat
     assert fx["negatives_attached"] == scored > 0
     assert fx["negatives_padded"] == K * rec.served - scored
     assert_changes_the_loss(rec, baseline)
+
+
+def test_denoise_default_floor_keeps_half_the_pool_and_still_drops_the_worst(tmp_path) -> None:
+    """Defaults: the starting model guides itself, and its margin of 0 would drop every
+    candidate ranked above the positive (most of the pool for the tiny model); the floor keeps
+    half of every query's candidates (the queries where the tiny model ranks the positive low get
+    some back: ``restored_min_keep`` > 0), giving back the ones the guide scores lowest, so the
+    planted false negative (each query's top candidate) still never reaches training."""
+    rec = record_fit(tmp_path, ["+miner=denoise", QUIET], data=with_false_negatives(),
+                     probe=keep_start())
+    assert_every_step_has_negatives(rec)
+    miner = rec.run.miner
+    stats = miner.last_stats
+    assert stats["restored_min_keep"] > 0
+    flagged = stats["removed_guide_margin"]  # before the floor gave some back
+    candidates = stats["kept"] + flagged - stats["restored_min_keep"]
+    assert stats["kept"] >= 0.5 * candidates
+    for s in rec.steps:
+        for qid, row in zip(s.qids, negatives(s)):
+            assert false_negative(qid) not in row
+            assert len(row) == s.num_negatives
 
 
 # -- ANCE -----------------------------------------------------------------------------------

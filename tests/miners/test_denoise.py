@@ -110,7 +110,7 @@ def test_default_guide_is_the_starting_model_and_reuses_its_embeddings() -> None
         calls.append(len(texts))
         return f(texts)
 
-    miner = DenoiseMiner(num_negatives=3, range_max=WINDOW, verbose=False)
+    miner = DenoiseMiner(num_negatives=3, range_max=WINDOW, verbose=False, min_keep_share=0.0)
     miner.mine(data, pairs, counted, counted)
     assert calls == [N_Q, N_DOCS]  # no second encoding for the guide
     assert pools(miner) == brute_force(data, pairs, ret, ret, lambda g, p: not g > p)
@@ -142,7 +142,8 @@ def test_cross_encoder_guide(tmp_path) -> None:
     assert vals[i + 1] - vals[i] > 1e-4
     bar = float(vals[i] + vals[i + 1]) / 2
     miner = DenoiseMiner(cross_encoder=str(tmp_path), max_guide_score=bar, guide_margin=None,
-                         num_negatives=3, range_max=WINDOW, verbose=False)
+                         num_negatives=3, range_max=WINDOW, verbose=False,
+                         min_keep_share=0.0)
     f = table_embed(ret)
     miner.mine(data, pairs, f, f)
     expected = {}
@@ -160,3 +161,36 @@ def test_validation() -> None:
         DenoiseMiner(guide_margin=-1)
     with pytest.raises(ConfigError, match="both set"):
         DenoiseMiner(guide=lambda t: t, cross_encoder="x")
+
+
+def test_min_keep_share_restores_the_least_suspect_candidates() -> None:
+    """When the guide would drop more than (1 - min_keep_share) of a query's candidates, only
+    the ones it scores highest are dropped: every query keeps ceil(share * window)."""
+    # a guide that loves everything: every candidate scores above every positive
+    miner, data, pairs, ret, guide = run(guide_margin=0.0, max_guide_score=-1.0,
+                                         min_keep_share=0.5)
+    before = brute_force(data, pairs, ret, guide, lambda g, p: True)
+    for q, qid in enumerate(miner.qids):
+        kept = pools(miner)[qid]
+        assert len(kept) == int(np.ceil(0.5 * len(before[qid])))
+        gq = guide[data.queries[qid]]
+        score = {d: float(gq @ guide[data.doc_text(d)]) for d in before[qid]}
+        dropped = set(before[qid]) - set(kept)
+        assert max(score[d] for d in kept) <= min(score[d] for d in dropped) + 1e-6
+        assert miner.never_pad(q) == {list(miner.doc_ids).index(d) for d in dropped}
+    n = sum(len(v) for v in before.values())
+    assert miner.last_stats["kept"] == sum(int(np.ceil(0.5 * len(v))) for v in before.values())
+    assert miner.last_stats["restored_min_keep"] == miner.last_stats["kept"] <= n
+
+
+def test_min_keep_share_leaves_a_light_filter_alone() -> None:
+    """The planted false negatives (at most 3 of 12 a query) are dropped as before."""
+    a, *_ = run(guide_margin=0.0, min_keep_share=0.5)
+    b, *_ = run(guide_margin=0.0, min_keep_share=0.0)
+    assert pools(a) == pools(b)
+    assert a.last_stats["restored_min_keep"] == 0
+
+
+def test_min_keep_share_is_a_share() -> None:
+    with pytest.raises(ConfigError, match="min_keep_share"):
+        DenoiseMiner(min_keep_share=1.5)

@@ -65,3 +65,35 @@ def print_table(table: Table) -> None:
     text = io.StringIO()
     Console(file=text, width=120, no_color=True, soft_wrap=True).print(table)
     file_only("\n" + text.getvalue().rstrip())
+
+
+def next_step(strategy: str, overrides: Sequence[str], metrics: Mapping[str, float],
+              dataset: str, split: str, pairs: int, steps: int) -> str:
+    """One line at the end of ``hnm train``: what it trained, how far it moved nDCG@10, and
+    the next command: a strategy against this baseline, or seeds enough to tell a strategy
+    from noise (the strategy's runs beside the baseline's, then ``hnm compare``)."""
+    import shlex
+
+    before = metrics.get(f"zero_shot/{dataset}/ndcg@10")
+    after = metrics.get(f"{split}/{dataset}/ndcg@10")
+    moved = (f"{split} nDCG@10 {before:.4f} -> {after:.4f} ({after - before:+.4f})"
+             if before is not None and after is not None else
+             f"{split} nDCG@10 {after:.4f}" if after is not None else "")
+    what = "in-batch negatives (the baseline)" if strategy == "baseline" else strategy
+    head = f"trained {what} on {dataset} ({pairs} pairs, {steps} steps): {moved}."
+    strategic = ["sampler", "miner", "negatives", "loss", "poison"]
+
+    def key(o: str) -> str:
+        return o.split("=", 1)[0].lstrip("+~").split(".", 1)[0]
+
+    kept = [o for o in overrides if key(o) not in ("seed", "hydra", "group")]
+    if strategy != "baseline" and not any(key(o) in strategic for o in kept):
+        strategic.append("experiment")  # the preset (experiment=recommended) is the strategy
+    common = [o for o in kept if key(o) not in strategic]
+    if strategy == "baseline" and len(kept) == len(common):
+        return (f"{head} Next: a strategy against it, e.g. `hnm train experiment=recommended` "
+                "(`hnm list` shows them all).")
+    sweep = " ".join(shlex.quote(w) for w in ["hnm", "train", "-m", *kept, "seed=1,2,3"])
+    base = " ".join(shlex.quote(w) for w in ["hnm", "train", "-m", *common, "seed=1,2,3"])
+    return (f"{head} Next: one seed cannot tell a strategy from noise: `{sweep}` and "
+            f"`{base}`, then `hnm compare` on both multirun folders.")

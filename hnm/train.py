@@ -38,7 +38,7 @@ from hnm.modules.retrieval import RetrievalModule
 from hnm.parts import RunParts
 from hnm.precision import choose as choose_precision
 from hnm.precision import record as record_precision
-from hnm.report import before_after_table, print_table
+from hnm.report import before_after_table, next_step, print_table
 from hnm.runcontext import (
     CONTEXT_FILE,
     LoadMonitor,
@@ -482,6 +482,8 @@ def report(run: Run) -> float:
         write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     print_table(before_after_table(metrics, run.data.name, after=run.split, split=run.split))
     warn_no_effect(effects, list(run.parts.reported()))
+    announce(next_step(run.context["strategy"], task_overrides(), metrics,
+                       run.data.name, run.split, len(run.pairs), trainer.global_step))
     announce(f"run folder: {out}")
     hint = dashboards.wandb_hint(run.loggers, out)
     if hint:

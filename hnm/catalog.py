@@ -517,7 +517,7 @@ def canonical_overrides(command: str, argv: list[str]) -> list[str]:
     if command not in COMMANDS:
         return argv
     used = command_groups(command)
-    added = set(ADD_ONS.get(command, ()))
+    added = set(ADD_ONS.get(command, ())) - preset_groups(argv)
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
@@ -527,6 +527,25 @@ def canonical_overrides(command: str, argv: list[str]) -> list[str]:
             key = f"+{name}" if name in added else name
             arg = f"{key}={value}"
         out.append(arg)
+    return out
+
+
+def preset_groups(argv: list[str]) -> set[str]:
+    """The groups an ``experiment=NAME`` preset on the command line already chooses (its
+    defaults list names ``/GROUP: OPTION``): there ``GROUP=X`` replaces its choice."""
+    out: set[str] = set()
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") != "experiment" or not value:
+            continue
+        f = conf_root() / "experiment" / f"{value}.yaml"
+        try:
+            defaults = yaml.safe_load(f.read_text()).get("defaults") or []
+        except (OSError, AttributeError, yaml.YAMLError):
+            continue  # Hydra reports a missing or broken preset itself
+        for entry in defaults:
+            if isinstance(entry, dict):
+                out |= {k.removeprefix("override ").strip().lstrip("/") for k in entry}
     return out
 
 

@@ -21,6 +21,7 @@ NEEDS = {
     ("loss", "kl"): ["+miner=denoise"],
     ("miner", "ance"): ["miner.refresh_every_n_steps=1"],
     ("miner", "ar2"): ["miner.refresh_every_n_steps=2"],  # a ranker step, then a retriever step
+    ("negatives", "gist"): ["negatives.gist.guide='${encoder}'"],  # no guide refuses to start
 }
 
 

@@ -1,6 +1,7 @@
 """Options whose old default was measured to end below the baseline refuse to start until the
-user chooses: ``+negatives=gist`` without a guide exits 2 through the CLI with one paragraph,
-before any training; the explicit opt-in of the old default still starts."""
+user chooses: ``+negatives=gist`` without a guide and ``+miner=ar2`` without a ranker exit 2
+through the CLI with one paragraph, before any training; the explicit opt-ins of the old
+defaults still start."""
 
 from __future__ import annotations
 
@@ -46,10 +47,18 @@ def test_gist_without_a_guide_is_refused(tmp_path: Path, capsys) -> None:
     assert "negatives.gist.guide='${encoder}'" in message
 
 
+def test_ar2_without_a_ranker_is_refused(tmp_path: Path, capsys) -> None:
+    message = refused(tmp_path, ["+miner=ar2"], capsys)
+    assert message.startswith("+miner=ar2 needs a ranker"), message
+    assert "miner.ranker.model=PATH" in message and "miner.ranker.model=fresh" in message
+    assert "-0.0626" in message and "chance" in message
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("option", [
     ["+negatives=gist", "negatives.gist.guide='${encoder}'"],
-], ids=["gist-own-guide"])
+    ["+miner=ar2", "miner.ranker.model=fresh", "miner.refresh_every_n_steps=2"],
+], ids=["gist-own-guide", "ar2-fresh-ranker"])
 def test_the_explicit_opt_ins_train(tmp_path: Path, capsys, option: list[str]) -> None:
     run = tmp_path / "run"
     code, err = cli(["train", *SMOKE, *option, "trainer.max_steps=4", f"hydra.run.dir={run}"],

@@ -1,7 +1,8 @@
 """Sweep benchmark: a 4-job sweep with the embedding cache against the same jobs without it.
 
 The jobs (``hnm train`` on the default data and model, one subprocess each, as a sweep's jobs
-would run): the baseline, ``+miner=dense_static``, ``+negatives=gist`` and ``+miner=denoise``.
+would run): the baseline, ``+miner=dense_static``, ``+negatives=gist`` (guided by the starting model,
+``negatives.gist.guide=${encoder}``) and ``+miner=denoise``.
 They run twice, side by side in one run and interleaved job by job (so a change in the
 machine's load hits both sides alike): once with a cold embedding cache in a fresh folder
 (``cache.dir=<tmp>``), once with it off (``cache.embeddings=false cache.in_run=false``, every
@@ -30,7 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = {"baseline": [], "dense_static": ["+miner=dense_static"],
-        "gist": ["+negatives=gist"], "denoise": ["+miner=denoise"]}
+        # GIST guided by the starting model (it refuses to start without a guide): the
+        # frozen-weight passes the cache can serve
+        "gist": ["+negatives=gist", "negatives.gist.guide=${encoder}"],
+        "denoise": ["+miner=denoise"]}
 OFF = ["cache.embeddings=false", "cache.in_run=false"]
 
 

@@ -4,7 +4,8 @@
 #   2. a short bf16 `hnm train` with all-MiniLM-L6-v2 on the GPU, with dense hard negatives
 #      mined on the GPU (faiss-gpu, or exact torch search when faiss has no GPU build)
 #   3. two bf16 steps (trainer=gpu, tiny encoder) of each strategy family: a sampler (ngame),
-#      a miner (dense_static), a negatives strategy (gist) and loss=cached_infonce
+#      a miner (dense_static), a negatives strategy (gist, the starting model as its guide)
+#      and loss=cached_infonce
 #   4. AdamW step time, fused vs foreach (foreach: 16-mixed with clipping; bf16-mixed is fused)
 #   5. faiss-gpu vs faiss-cpu exact search on the same embeddings: same neighbours
 #   6. with 2+ GPUs: a 2-GPU DDP run (cross-device negatives)
@@ -77,10 +78,14 @@ EOF
 grep -Ei "faiss search runs on CPU|CUDA is not available|falls? back" "$OUT/train.log" | sort -u || true
 
 step "3. one short bf16 run (trainer=gpu, experiment=smoke, 2 steps) per strategy family"
-for family in "+sampler=ngame" "+miner=dense_static" "+negatives=gist" "loss=cached_infonce"; do
-  name="${family#+}"; name="${name//=/_}"
+# gist needs a guide (it refuses to start without one): the starting model, ${encoder}
+for family in "+sampler=ngame" "+miner=dense_static" "+negatives=gist negatives.gist.guide=\${encoder}" \
+    "loss=cached_infonce"; do
+  name="${family%% *}"; name="${name#+}"; name="${name//=/_}"
   t=$(date +%s)
-  $HNM train experiment=smoke trainer=gpu trainer.max_steps=2 logger=none "$family" \
+  # a family may be several overrides: split on purpose
+  # shellcheck disable=SC2086
+  $HNM train experiment=smoke trainer=gpu trainer.max_steps=2 logger=none $family \
     eval.zero_shot=false hydra.run.dir="$OUT/$name" > "$OUT/$name.log" 2>&1 \
     || { tail -40 "$OUT/$name.log"; echo "gpu_check: FAILED: trainer=gpu $family"; exit 1; }
   echo "  hnm train experiment=smoke trainer=gpu $family: $(( $(date +%s) - t )) s," \

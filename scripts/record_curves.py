@@ -38,7 +38,8 @@ NEEDS = {
     "loss/margin_mse": ["+miner=denoise"],
     "loss/kl": ["+miner=denoise"],
     "miner/ance": ["miner.refresh_every_n_steps=1"],
-    "miner/ar2": ["miner.refresh_every_n_steps=2"],
+    "miner/ar2": ["miner.refresh_every_n_steps=2", "miner.ranker.model=fresh"],
+    "negatives/gist": ["negatives.gist.guide=${encoder}"],
 }
 BASE = ["experiment=smoke", "logger=csv", "trainer.log_every_n_steps=1"]
 SKIP_PREFIXES = ("time/", "cache/", "mine/time_")

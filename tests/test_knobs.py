@@ -149,7 +149,8 @@ def test_gist_guide_errors_name_the_guide() -> None:
     from hnm.config_check import instantiate
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=smoke", "+negatives=gist"])
+        cfg = compose("train", overrides=["experiment=smoke", "+negatives=gist",
+                                          "negatives.gist.guide='${encoder}'"])
     node = OmegaConf.create({"_target_": "hnm.negatives.gist.GISTFilter", "guide": {
         "_target_": "hnm.encoders.factory.hf_encoder", "name": "/nonexistent"}})
     with pytest.raises(ConfigError) as err:

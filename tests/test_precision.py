@@ -34,7 +34,8 @@ def _cfg(*overrides: str):
 def test_auto_resolves_in_the_config_and_its_file(tmp_path: Path, monkeypatch, forced,
                                                   inference, trainer) -> None:
     monkeypatch.setenv(precision.ENV, forced)
-    cfg = _cfg("encoder.inference=auto", "trainer.precision=auto", "+negatives=gist")
+    cfg = _cfg("encoder.inference=auto", "trainer.precision=auto", "+negatives=gist",
+               "negatives.gist.guide='${encoder}'")
     hydra_dir = tmp_path / ".hydra"
     hydra_dir.mkdir()
     OmegaConf.save(cfg, hydra_dir / "config.yaml")  # as Hydra writes it: unresolved

@@ -21,6 +21,17 @@ log = logging.getLogger(__name__)
 
 RANKER_DEFAULTS: dict[str, Any] = {"model": None, "lr": None, "weight_decay": None,
                                    "max_length": 256, "temperature": 1.0, "seed": 0}
+# ``ranker.model``: a copy of the starting encoder's transformer with a fresh seeded head
+FRESH = "fresh"
+# why ``ranker.model: null`` (the YAML's default) refuses to start, and what to give instead
+NO_RANKER = (
+    "+miner=ar2 needs a ranker; none was given (miner.ranker.model is null). Give a trained "
+    "sentence-transformers CrossEncoder with miner.ranker.model=PATH (a folder or hub name), "
+    "or opt in to an untrained one with miner.ranker.model=fresh (a copy of the starting "
+    "encoder's transformer with a fresh one-logit head), knowing that in short runs it stays "
+    "at chance and its KL term pulls the retriever down: it scored nDCG@10 -0.0626 on "
+    "stdlib_code test (32 steps, 3 seeds), below the starting model. AR2 itself warms up its "
+    "ranker before training the retriever against it")
 
 
 class AR2Miner(AnceMiner):
@@ -62,9 +73,11 @@ class AR2Miner(AnceMiner):
     sentence-transformers ``CrossEncoder`` folder), and ``hnm eval model=RUN
     eval.rerank_top_k=K`` re-ranks each query's dense top ``K`` with it.
 
-    The ranker (``ranker.model``): null builds it from the starting encoder's transformer
-    (a copy of its weights and tokenizer, a fresh one-logit head seeded by ``ranker.seed``);
-    else the path or name of a sentence-transformers ``CrossEncoder``.
+    The ranker (``ranker.model``): the path or name of a trained sentence-transformers
+    ``CrossEncoder``; or ``fresh``, built from the starting encoder's transformer (a copy of
+    its weights and tokenizer, a fresh one-logit head seeded by ``ranker.seed``). Null (the
+    YAML's default) refuses to start (:data:`NO_RANKER`): a fresh head needs far more steps
+    than a short run has to get past chance.
 
     Extra compute, per optimizer step: the ranker reads ``B·(1+k)`` (query, document) pairs
     of up to ``ranker.max_length`` tokens, with a backward pass in ranker steps and without
@@ -83,8 +96,9 @@ class AR2Miner(AnceMiner):
     retriever and a ranker trained on its negatives, runs iterations of thousands of steps
     with separate optimizers and schedules for the two models, and retrieves 15+ negatives
     per query from the full index each iteration; here the two models share one AdamW (own
-    parameter groups, one linear schedule), both start from the same pretrained encoder
-    (the ranker with an untrained head), an iteration is the ANCE refresh period of this run,
+    parameter groups, one linear schedule), there is no warm-up of the ranker (give a trained
+    ``CrossEncoder``, or ``fresh``: the starting encoder with an untrained head, deliberately;
+    without either hnm refuses to start), an iteration is the ANCE refresh period of this run,
     negatives come from ANCE's pool (its rank window and sampling), and the retriever's
     configured contrastive loss (in-batch negatives included) is kept beside the KL term
     (AR2's retriever objective has only the candidate-list terms). Under DDP the ranker scores
@@ -92,7 +106,8 @@ class AR2Miner(AnceMiner):
     retriever gets no gradient in ranker steps, which DDP's unused-parameter check may refuse.
 
     Args:
-        ranker: the ranker's knobs: ``model`` (null: from the encoder), ``lr``,
+        ranker: the ranker's knobs: ``model`` (a CrossEncoder's path or name; ``fresh``:
+            from the starting encoder with a fresh head; null: refused), ``lr``,
             ``weight_decay`` (null: the module's), ``max_length`` (256), ``temperature``
             (1.0, of the ranker's softmax), ``seed`` (of the fresh head).
         alternate: alternate ranker and retriever steps within each refresh period (AR2);
@@ -107,7 +122,7 @@ class AR2Miner(AnceMiner):
     Recommended with ``loss=infonce``, a few to 15 negatives per pair from a window of the
     top 30–100 (``range_max``), and a ranker learning rate no higher than the retriever's.
     The ranker must be better than chance for its KL term to teach anything: a fresh head
-    (``ranker.model=null``) learns slowly, and in a short run (the README's 32 steps, 16 of
+    (``ranker.model=fresh``) learns slowly, and in a short run (the README's 32 steps, 16 of
     them ranker steps) it stayed at chance (``ar2_ranker_ce`` ≈ ln(1+k), ``ar2_ranker_top1``
     ≈ 1/(1+k) in the step logs), so the KL pulled the positive's and the negatives' scores
     together and the retriever ended below the starting model. AR2 itself starts from a
@@ -148,14 +163,19 @@ class AR2Miner(AnceMiner):
 
     # -- the ranker -------------------------------------------------------------------------
     def models(self, encoder: Any, doc_encoder: Any) -> dict[str, Any]:
-        """The ranker (from ``ranker.model``, or the starting ``encoder``), declared as the
-        training module's ``ranker`` (trained by its optimizer, in every checkpoint)."""
+        """The ranker (the CrossEncoder ``ranker.model`` names, or with ``fresh`` the starting
+        ``encoder``'s transformer and a new head), declared as the training module's
+        ``ranker`` (trained by its optimizer, in every checkpoint). No ranker refuses the run
+        here, when training builds the module and before any step (:data:`NO_RANKER`);
+        ``hnm mine``, which never uses the ranker, is not refused."""
         k = self.ranker_knobs
-        if k["model"]:
-            self.ranker = CrossEncoderRanker.from_cross_encoder(str(k["model"]), k["max_length"])
-        else:
+        if k["model"] is None or not str(k["model"]).strip():
+            raise ConfigError(NO_RANKER)
+        if str(k["model"]) == FRESH:
             self.ranker = CrossEncoderRanker.from_encoder(encoder, int(k["max_length"]),
                                                           int(k["seed"]))
+        else:
+            self.ranker = CrossEncoderRanker.from_cross_encoder(str(k["model"]), k["max_length"])
         return {"ranker": self.ranker}
 
     def param_groups(self) -> list[dict[str, Any]]:

@@ -38,14 +38,15 @@ class CrossEncoderRanker(torch.nn.Module):
     @classmethod
     def from_encoder(cls, encoder: Any, max_length: int = 256, seed: int = 0
                      ) -> CrossEncoderRanker:
-        """A copy of the bi-encoder's transformer with a fresh one-logit head (AR2's default:
-        the ranker starts from the same pretrained weights as the retriever)."""
+        """A copy of the bi-encoder's transformer with a fresh one-logit head
+        (``miner.ranker.model=fresh``: the ranker starts from the same pretrained weights as
+        the retriever, its head untrained)."""
         from transformers import AutoModelForSequenceClassification
 
         first = encoder[0]
         auto, tok = getattr(first, "auto_model", None), getattr(first, "tokenizer", None)
         if auto is None or tok is None:
-            raise ConfigError("miner.ranker.model=null builds the ranker from the encoder's "
+            raise ConfigError("miner.ranker.model=fresh builds the ranker from the encoder's "
                               f"transformer, but {type(first).__name__} has none; give "
                               "miner.ranker.model=PATH_OR_NAME_OF_A_CROSS_ENCODER")
         with tempfile.TemporaryDirectory(prefix="hnm-ranker-") as folder:

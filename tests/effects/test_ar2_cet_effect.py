@@ -28,8 +28,9 @@ def test_ar2_alternates_ranker_and_retriever_steps_from_epoch_0(tmp_path) -> Non
     (tmp_path / "base").mkdir()
     base = record_fit(tmp_path / "base", ["+miner=ance", "miner.refresh_every_n_steps=2",
                                           QUIET])
-    rec = record_fit(tmp_path, ["+miner=ar2", "miner.refresh_every_n_steps=2",
-                                "miner.ranker.max_length=32", QUIET], probe=probe)
+    rec = record_fit(tmp_path, ["+miner=ar2", "miner.ranker.model=fresh",
+                                "miner.refresh_every_n_steps=2", "miner.ranker.max_length=32",
+                                QUIET], probe=probe)
     run = rec.run
     assert run.module.ranker is run.miner.ranker  # a submodule: in checkpoints, on device
     steps = rec.steps

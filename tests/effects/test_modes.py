@@ -20,7 +20,9 @@ NEEDS = {
     ("loss", "margin_mse"): ["+miner=denoise"],
     ("loss", "kl"): ["+miner=denoise"],
     ("miner", "ance"): ["miner.refresh_every_n_steps=1"],
-    ("miner", "ar2"): ["miner.refresh_every_n_steps=2"],  # a ranker step, then a retriever step
+    ("miner", "ar2"): ["miner.refresh_every_n_steps=2",  # a ranker step, then a retriever step
+                       "miner.ranker.model=fresh"],  # no ranker given refuses to start
+    ("negatives", "gist"): ["negatives.gist.guide='${encoder}'"],  # likewise without a guide
 }
 
 

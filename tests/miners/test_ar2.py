@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from hnm.errors import ConfigError
-from hnm.miners.ar2 import AR2Miner, period_phases
+from hnm.miners.ar2 import NO_RANKER, AR2Miner, period_phases
 from hnm.types import ScoreContext
+
+FRESH = {"model": "fresh"}  # the opt-in to an untrained ranker head (null refuses)
 
 
 class StubRanker(torch.nn.Module):
@@ -37,7 +39,7 @@ def one_hot_ctx(b: int = 2, k: int = 3) -> ScoreContext:
 
 def miner_with(ctx: ScoreContext, logits: torch.Tensor, **kw) -> AR2Miner:
     miner = AR2Miner(refresh_every_n_steps=4, num_negatives=ctx.num_negatives, verbose=False,
-                     **kw)
+                     ranker=FRESH, **kw)
     cols, _ = miner.candidates_of(ctx)
     table = {(ctx.queries[i], ctx.doc_texts[int(c)]): float(logits[i, j])
              for i in range(ctx.batch_size) for j, c in enumerate(cols[i])}
@@ -110,20 +112,31 @@ def test_masked_candidates_are_neither_ranked_nor_distilled() -> None:
 
 
 def test_alternation_needs_two_steps_per_period() -> None:
-    miner = AR2Miner(refresh_every_n_steps=1, verbose=False)
+    miner = AR2Miner(refresh_every_n_steps=1, verbose=False, ranker=FRESH)
     with pytest.raises(ConfigError, match="alternate"):
         miner.check_schedule(1, 8)
-    AR2Miner(refresh_every_n_steps=1, alternate=False, verbose=False).check_schedule(1, 8)
+    AR2Miner(refresh_every_n_steps=1, alternate=False, verbose=False,
+             ranker=FRESH).check_schedule(1, 8)
     with pytest.raises(ConfigError, match="unknown knob"):
         AR2Miner(ranker={"lr": 1e-5, "lrr": 1})
     with pytest.raises(ConfigError):
-        AR2Miner(ranker_fraction=1.0)
+        AR2Miner(ranker_fraction=1.0, ranker=FRESH)
+
+
+@pytest.mark.parametrize("ranker", [None, {}, {"model": None}, {"model": ""}])
+def test_no_ranker_is_refused(ranker) -> None:
+    """The fresh head stayed at chance in a short run and pulled the retriever below the
+    starting model: it is an explicit opt-in (``fresh``), never a default."""
+    miner = AR2Miner(ranker=ranker, verbose=False)  # hnm mine never builds the ranker
+    with pytest.raises(ConfigError) as err:
+        miner.models(object(), None)  # training: refused before the encoder is read
+    assert str(err.value) == NO_RANKER and "miner.ranker.model=fresh" in NO_RANKER
 
 
 def test_alternation_says_how_many_steps_the_retriever_gets(caplog: pytest.LogCaptureFixture) -> None:
     # a comparison at equal max_steps gives AR2's retriever fewer updates than the baseline's;
     # the run says so, with the counts of period_phases
-    miner = AR2Miner(refresh_every_fraction=0.25, verbose=False)
+    miner = AR2Miner(refresh_every_fraction=0.25, verbose=False, ranker=FRESH)
     with caplog.at_level("WARNING", logger="hnm.miners.ar2"):
         miner.check_schedule(1, 32)
     retriever = period_phases(miner, 32).count("retriever")
@@ -131,5 +144,6 @@ def test_alternation_says_how_many_steps_the_retriever_gets(caplog: pytest.LogCa
     assert "16 of the run's 32 optimizer steps" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="hnm.miners.ar2"):
-        AR2Miner(refresh_every_fraction=0.25, alternate=False, verbose=False).check_schedule(1, 32)
+        AR2Miner(refresh_every_fraction=0.25, alternate=False, verbose=False,
+                 ranker=FRESH).check_schedule(1, 32)
     assert "optimizer steps" not in caplog.text

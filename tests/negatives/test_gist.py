@@ -11,7 +11,7 @@ import torch
 
 from hnm.encoders.embed import embed_fn
 from hnm.errors import ConfigError
-from hnm.negatives.gist import GISTFilter
+from hnm.negatives.gist import NO_GUIDE, GISTFilter
 
 QUERIES = ["sort a list of numbers", "read a file from disk", "open a socket connection",
            "format a date as text", "parse an http header", "close the file handle"]
@@ -135,3 +135,11 @@ def test_effect_counts_what_it_newly_masked(guide, ctx_factory):
 def test_rejects_bad_knobs(guide, kw, knob):
     with pytest.raises(ConfigError, match=knob):
         GISTFilter(guide, **kw)
+
+
+def test_no_guide_is_refused() -> None:
+    """The starting model as its own guide ended below the baseline: a stronger guide is
+    required, and the starting model is an explicit opt-in (``guide='${encoder}'``)."""
+    with pytest.raises(ConfigError) as err:
+        GISTFilter(None)
+    assert str(err.value) == NO_GUIDE and "negatives.gist.guide='${encoder}'" in NO_GUIDE

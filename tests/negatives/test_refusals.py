@@ -35,12 +35,15 @@ REFUSED = [
     (["+negatives=mochi", "negatives.mochi.n_mix=0", "negatives.mochi.n_query_mix=0"],
      ["negatives.mochi.n_query_mix=0"]),
     (["+negatives=gist", "negatives.gist.margin=-1"], ["negatives.gist.margin"]),
+    # no guide: the starting model as its own guide ended below the baseline
+    (["+negatives=gist"], ["negatives.gist.guide", "negatives.gist.guide='${encoder}'"]),
 ]
 
 ACCEPTED = [
     ["+negatives=dbpm"],                       # the default acts within a 1-epoch run
     ["+negatives=dbpm", "trainer.max_epochs=2", "negatives.dbpm.within_epoch_warmup=null"],
     ["+negatives=[queue,prebatch]", "trainer.max_steps=2"],
+    ["+negatives=gist", "negatives.gist.guide='${encoder}'"],  # the starting model, chosen
 ]
 
 

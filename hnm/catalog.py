@@ -725,6 +725,12 @@ def render_group(group: str, width: int, style: _Style) -> list[str]:
     return out
 
 
+# the knob an option refuses to start without: its footer's example sets it
+REQUIRED = {"negatives/gist": "negatives.gist.guide='{_target_: hnm.encoders.factory.hf_encoder,"
+                              " name: PATH}'",
+            "miner/ar2": "miner.ranker.model=PATH", "miner/from_file": "miner.path=FILE"}
+
+
 def _footer(opt: Option | None = None) -> list[str]:
     """How to choose an option, change a knob and see the result."""
     if opt is None or opt.group not in command_groups("train"):
@@ -736,6 +742,7 @@ def _footer(opt: Option | None = None) -> list[str]:
         first = next(iter(ranked or opt.own() or opt.knobs), None)
         where = "" if opt.package == "_global_" else f"{opt.package}."
         knob = f"{where}{first.key}={show(first.default)}" if first else ""
+        knob = REQUIRED.get(f"{opt.group}/{opt.name}", knob)
         package = opt.package
     return ["Choose an option and set a knob:  " + f"hnm train {choose} {knob}".rstrip(),
             f"See the composed config:          hnm train {choose} --cfg job --package {package}"]

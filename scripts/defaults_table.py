@@ -103,7 +103,8 @@ def table(out: Path, recipes: dict[str, list[str]] | None = None) -> None:
               f" | {float(r['p_holm']):.3f} | {verdict} | {fit and f'{float(fit):.2f}'} |")
     for option, message in sorted(refused.items()):
         args = recipes[option] if recipes else overrides(option)
-        print(f"| `{' '.join(args)}` | – | – | refuses to start | | {message} | |")
+        why = message.split(";")[0].split(". ")[0]  # the first clause; the log has the rest
+        print(f"| `{' '.join(args)}` | – | – | refuses to start | | {why} | |")
     print(f"\n(comparison: {cmp})")
 
 

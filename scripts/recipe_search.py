@@ -8,7 +8,7 @@ Every candidate trains the default experiment (MiniLM, stdlib_code, 1,000 pairs,
 seed under ``OUT/runs``; a finished run is kept, never redone. The grid varies one thing at a
 time around TAS-Balanced (the one strategy clearly ahead on test in the README) and the
 baseline: the symmetric InfoNCE term, the learning rate (2e-5, sentence-transformers' trainer
-default 5e-5, 1e-4), a second epoch of topic-aware batches alone, positive-aware mined
+default 5e-5, 1e-4, 2e-4), a second epoch of topic-aware batches alone, positive-aware mined
 negatives. Stage 1 runs every candidate with seed 1; the finalists get seeds 2 and 3
 (``--seeds 2 3 --only …``); ``table`` compares them all against the baseline (``hnm compare``,
 Holm over every candidate) with the fit time as a multiple of the baseline's. The budget: a
@@ -36,7 +36,9 @@ CANDIDATES: dict[str, list[str]] = {
     "tas": TAS,
     "tas_sym": [*TAS, "loss.symmetric=true"],
     "tas_lr5": [*TAS, "module.lr=5e-5"],
+    "lr1e4": ["module.lr=1e-4"],
     "tas_lr1e4": [*TAS, "module.lr=1e-4"],
+    "tas_lr2e4": [*TAS, "module.lr=2e-4"],
     "tas_topics_2ep": [*TAS, "sampler.num_negatives=0", "trainer.max_epochs=2"],
     "tas_percpos": [*TAS, *PERCPOS],
     "tas_lr5_percpos": [*TAS, "module.lr=5e-5", *PERCPOS],

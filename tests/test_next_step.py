@@ -35,3 +35,11 @@ def test_a_plain_preset_stays_on_both_sides() -> None:
                      1, 1)
     assert "`hnm train -m experiment=smoke +sampler=ngame seed=1,2,3`" in line
     assert "`hnm train -m experiment=smoke seed=1,2,3`" in line
+
+
+def test_a_strategy_run_also_names_the_recommended_recipe_once() -> None:
+    line = next_step("sampler=ngame", ["+sampler=ngame"], M, "d", "test", 1, 1)
+    assert line.endswith("the best recipe measured on stdlib_code: "
+                         "`hnm train experiment=recommended`.")
+    line = next_step("sampler=tas_balanced", ["experiment=recommended"], M, "d", "test", 1, 1)
+    assert line.count("recommended") == 1

@@ -9,6 +9,8 @@ declare -A ARGS=(
   # it needs a guide); single quotes keep ${encoder} for Hydra
   [gist]='+negatives=gist negatives.gist.guide=${encoder}'
   [tas_balanced]="+sampler=tas_balanced"
+  # the recommended recipe (conf/experiment/recommended.yaml; chosen on dev by recipe_search.py)
+  [recommended]="experiment=recommended"
   # one mined negative per pair, as the dense_static recipe: with the default 5, a CPU step
   # reads 32 + 192 texts (and AR2's ranker 192 pairs) and one run takes over half an hour here
   [ance]="+miner=ance miner.num_negatives=1"

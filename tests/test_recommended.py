@@ -1,0 +1,75 @@
+"""``experiment=recommended``: exactly the recipe the README measured (TAS-Balanced batches at
+lr 5e-5) on the default experiment's budget, and a part of it replaceable from the CLI."""
+
+from __future__ import annotations
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from hnm.catalog import canonical_overrides, conf_root
+
+
+def composed(overrides: list[str]) -> dict:
+    with initialize_config_dir(str(conf_root()), version_base=None):
+        cfg = compose("train", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+
+
+def flat(d: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_the_recipe_changes_only_the_sampler_and_the_learning_rate() -> None:
+    base = flat(composed([]))
+    rec = flat(composed(["experiment=recommended"]))
+    tas = flat(composed(["+sampler=tas_balanced"]))
+    changed = {k for k in rec.keys() | base.keys() if rec.get(k) != base.get(k)}
+    sampler = {k for k in changed if k.startswith("sampler.")}
+    assert changed - sampler == {"module.lr"}
+    assert rec["module.lr"] == 5.0e-5 and base["module.lr"] == 2.0e-5
+    assert {k: rec[k] for k in sampler} == {k: tas[k] for k in sampler}
+    # the budget is the default experiment's
+    for key in ("data.max_train_pairs", "batch_size", "trainer.max_epochs", "trainer.precision",
+                "loss._target_", "dropout" if "dropout" in base else "module.dropout"):
+        assert rec[key] == base[key]
+
+
+def test_a_part_of_the_recipe_is_replaced_from_the_command_line() -> None:
+    for arg in ("sampler=ngame", "+sampler=ngame"):
+        argv = canonical_overrides("train", ["experiment=recommended", arg])
+        assert argv == ["experiment=recommended", "sampler=ngame"]
+        assert composed(argv)["sampler"]["_target_"] == "hnm.samplers.ngame.NGAMESampler"
+    # without the preset, a sampler is still added
+    assert canonical_overrides("train", ["sampler=ngame"]) == ["+sampler=ngame"]
+    # a group the preset does not choose is still added
+    argv = canonical_overrides("train", ["experiment=recommended", "miner=bm25"])
+    assert argv == ["experiment=recommended", "+miner=bm25"]
+    assert composed(argv)["miner"]["_target_"] == "hnm.miners.bm25.BM25Miner"
+
+
+def test_the_preset_trains_through_the_cli(tmp_path, capsys) -> None:
+    """A short run of the preset (tiny encoder): it trains with TAS-Balanced batches at lr
+    5e-5, and its end-of-run line names the strategy."""
+    import json
+
+    from hnm.cli import main
+
+    run = tmp_path / "run"
+    main(["train", "experiment=recommended", "encoder=tiny", "data.max_train_pairs=64",
+          "data.max_seq_length=32", "batch_size=16", "trainer.max_steps=4", "logger=none",
+          "eval.evaluator.max_queries=50", "eval.zero_shot=false", "data.leakage_check=false",
+          "+trainer.enable_progress_bar=false", f"hydra.run.dir={run}"])
+    context = json.loads((run / "context.json").read_text())
+    assert context["strategy"] == "sampler=tas_balanced"
+    config = (run / "config.yaml").read_text()
+    assert "lr: 5.0e-05" in config and "TASBalancedSampler" in config
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train/steps"] == 4
+    assert "trained sampler=tas_balanced on stdlib_code (64 pairs, 4 steps)" in \
+        capsys.readouterr().out

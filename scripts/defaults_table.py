@@ -12,8 +12,9 @@ kept and never redone; an option that refuses to start (exit 2) is recorded with
 ``OUT/refused.json``. Round-robin over seeds, so every option has its first seed before any
 has its second. ``table`` runs ``hnm compare`` over all runs (one family: Holm's adjustment
 covers every option) and prints one row per option: Δ nDCG@10 with its 95% CI (queries and
-seeds), Holm p, the verdict (below the baseline beyond noise, or not) and the fit time as a
-multiple of the baseline's.
+seeds), Holm p, the verdict (below the baseline beyond noise, or not), the texts encoded with
+gradient as a multiple of the baseline's (machine-independent) and the fit time as one (wall
+time: read it only from runs on an otherwise idle machine).
 """
 
 from __future__ import annotations
@@ -88,23 +89,36 @@ def table(out: Path, recipes: dict[str, list[str]] | None = None) -> None:
             if r["metric"] == "ndcg@10"]
     refused = json.loads((out / "refused.json").read_text()) if (
         out / "refused.json").is_file() else {}
-    print("\n| option | seeds | dev nDCG@10 | Δ [95% CI] | Holm p | verdict | fit × baseline |")
-    print("|---|--:|--:|---|--:|---|--:|")
+    verdicts = recipes is None  # a recipe is chosen by its Δ, not judged against a floor
+    base = next((r for r in rows if r["baseline"] == "True"), None)
+
+    def grad(r: dict[str, str]) -> str:  # texts encoded with gradient: machine-independent
+        try:
+            return f"{float(r['compute:texts w/ grad']) / float(base['compute:texts w/ grad']):.2f}"
+        except (TypeError, ValueError, ZeroDivisionError, KeyError):
+            return ""
+
+    print("\n| option | seeds | dev nDCG@10 | Δ [95% CI] | Holm p |"
+          + (" verdict |" if verdicts else "") + " grad texts × baseline | fit × baseline |")
+    print("|---|--:|--:|---|--:|" + ("---|" if verdicts else "") + "--:|--:|")
     for r in rows:
         if r["baseline"] == "True":
             print(f"| baseline (`hnm train`) | {r['n_seeds']} | {float(r['mean']):.4f} | "
-                  "baseline | | | 1.00 |")
+                  "baseline | |" + (" |" if verdicts else "") + " 1.00 | 1.00 |")
             continue
         below = r["ci_high"] != "" and float(r["ci_high"]) < 0 and float(r["p_holm"]) < 0.05
-        verdict = "**below the baseline**" if below else "not below"
+        verdict = f" {'**below the baseline**' if below else 'not below'} |" if verdicts else ""
         fit = r.get("compute:fit × baseline") or ""
         print(f"| `{r['group']}` | {r['n_seeds']} | {float(r['mean']):.4f} | "
               f"{float(r['delta']):+.4f} [{float(r['ci_low']):+.4f}, {float(r['ci_high']):+.4f}]"
-              f" | {float(r['p_holm']):.3f} | {verdict} | {fit and f'{float(fit):.2f}'} |")
+              f" | {float(r['p_holm']):.3f} |{verdict} {grad(r)} | "
+              f"{fit and f'{float(fit):.2f}'} |")
     for option, message in sorted(refused.items()):
         args = recipes[option] if recipes else overrides(option)
         why = message.split(";")[0].split(". ")[0]  # the first clause; the log has the rest
-        print(f"| `{' '.join(args)}` | – | – | refuses to start | | {why} | |")
+        cells = [f"`{' '.join(args)}`", "–", "–", f"refuses to start: {why}", "",
+                 *([""] if verdicts else []), "", ""]
+        print("| " + " | ".join(cells) + " |")
     print(f"\n(comparison: {cmp})")
 
 

@@ -96,6 +96,6 @@ def next_step(strategy: str, overrides: Sequence[str], metrics: Mapping[str, flo
     sweep = " ".join(shlex.quote(w) for w in ["hnm", "train", "-m", *kept, "seed=1,2,3"])
     base = " ".join(shlex.quote(w) for w in ["hnm", "train", "-m", *common, "seed=1,2,3"])
     tip = ("" if "experiment=recommended" in kept else
-           "; the best recipe measured on stdlib_code: `hnm train experiment=recommended`")
+           "; the recipe chosen on stdlib_code's dev split: `hnm train experiment=recommended`")
     return (f"{head} Next: one seed cannot tell a strategy from noise: `{sweep}` and "
             f"`{base}`, then `hnm compare` on both multirun folders{tip}.")

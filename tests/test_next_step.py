@@ -39,7 +39,7 @@ def test_a_plain_preset_stays_on_both_sides() -> None:
 
 def test_a_strategy_run_also_names_the_recommended_recipe_once() -> None:
     line = next_step("sampler=ngame", ["+sampler=ngame"], M, "d", "test", 1, 1)
-    assert line.endswith("the best recipe measured on stdlib_code: "
+    assert line.endswith("the recipe chosen on stdlib_code's dev split: "
                          "`hnm train experiment=recommended`.")
     line = next_step("sampler=tas_balanced", ["experiment=recommended"], M, "d", "test", 1, 1)
     assert line.count("recommended") == 1

@@ -728,7 +728,8 @@ def render_group(group: str, width: int, style: _Style) -> list[str]:
 # the knob an option refuses to start without: its footer's example sets it
 REQUIRED = {"negatives/gist": "negatives.gist.guide='{_target_: hnm.encoders.factory.hf_encoder,"
                               " name: PATH}'",
-            "miner/ar2": "miner.ranker.model=PATH", "miner/from_file": "miner.path=FILE"}
+            "miner/ar2": "miner.ranker.model=PATH", "miner/from_file": "miner.path=FILE",
+            "sampler/rs2": "trainer.max_epochs=10"}
 
 
 def _footer(opt: Option | None = None) -> list[str]:

@@ -40,6 +40,7 @@ NEEDS = {
     "miner/ance": ["miner.refresh_every_n_steps=1"],
     "miner/ar2": ["miner.refresh_every_n_steps=2", "miner.ranker.model=fresh"],
     "negatives/gist": ["negatives.gist.guide=${encoder}"],
+    "sampler/rs2": ["sampler.partial_pass=true"],  # the smoke run is shorter than one pass
 }
 BASE = ["experiment=smoke", "logger=csv", "trainer.log_every_n_steps=1"]
 SKIP_PREFIXES = ("time/", "cache/", "mine/time_")

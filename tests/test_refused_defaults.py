@@ -54,6 +54,13 @@ def test_ar2_without_a_ranker_is_refused(tmp_path: Path, capsys) -> None:
     assert "-0.0626" in message and "chance" in message
 
 
+def test_rs2_shorter_than_one_pass_is_refused(tmp_path: Path, capsys) -> None:
+    message = refused(tmp_path, ["+sampler=rs2"], capsys)
+    assert message.startswith("+sampler=rs2 trains 26 of the 256 pairs"), message
+    assert "trainer.max_epochs=10" in message and "sampler.partial_pass=true" in message
+    assert "-0.02" in message and "dev" in message
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("option", [
     ["+negatives=gist", "negatives.gist.guide='${encoder}'"],

@@ -66,3 +66,18 @@ def test_effect_counts_the_pairs_left_out_of_served_epochs() -> None:
     full = RS2Sampler(make_pairs(100), batch_size=8, fraction=1.0)
     _epoch(full, 0)
     assert full.effect() == {"pairs_left_out": 0.0, "epochs_subsampled": 0.0}  # changed nothing
+
+
+def test_a_run_shorter_than_one_pass_is_refused_unless_asked_for() -> None:
+    """A one-epoch run at fraction 0.1 trains a tenth of the pairs the baseline trains under
+    the same trainer limits; measured on dev it fell below the baseline. It refuses with the
+    two knobs that make it a fair comparison."""
+    s = RS2Sampler(make_pairs(1000), batch_size=32, seed=1, fraction=0.1)
+    with pytest.raises(ConfigError, match=r"trains 100 of the 1000 pairs") as err:
+        s.check_schedule(epochs=1, steps=4)
+    assert "trainer.max_epochs=10" in str(err.value)
+    assert "sampler.partial_pass=true" in str(err.value)
+    s.check_schedule(epochs=10, steps=40)          # one pass: the baseline's exposure
+    RS2Sampler(make_pairs(1000), 32, fraction=0.1, partial_pass=True).check_schedule(1, 4)
+    RS2Sampler(make_pairs(1000), 32, fraction=1.0).check_schedule(1, 32)
+    RS2Sampler(make_pairs(103), 4, fraction=0.25).check_schedule(4, 28)   # 4 x 26 >= 103

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -81,6 +82,22 @@ def run(out: Path, seeds: list[int], only: list[str], extra: list[str],
                   flush=True)
 
 
+def one_seed_test(delta: float, se_queries: float, base_sd: float,
+                  base_seeds: int) -> tuple[float, float, float]:
+    """(CI low, CI high, p) of a one-seed option's Δ against a baseline of ``base_seeds`` seeds,
+    with the seed noise a test over queries cannot see: the option's single run carries a
+    training seed's variance, estimated from the baseline's seeds (equal seed variance
+    assumed): ``se² = se_queries² + sd_b²·(1 + 1/k_b)``, t with ``k_b - 1`` degrees of
+    freedom (the seed variance's; conservative)."""
+    from scipy import stats
+    se = math.sqrt(se_queries ** 2 + base_sd ** 2 * (1 + 1 / base_seeds))
+    df = max(base_seeds - 1, 1)
+    if se == 0:
+        return delta, delta, 1.0 if delta == 0 else 0.0
+    half = float(stats.t.ppf(0.975, df)) * se
+    return delta - half, delta + half, float(2 * stats.t.sf(abs(delta) / se, df))
+
+
 def table(out: Path, recipes: dict[str, list[str]] | None = None) -> None:
     cmp = out / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     subprocess.check_call([*hnm(), "compare", str(out / "runs"), "--baseline", "defaults",
@@ -101,17 +118,32 @@ def table(out: Path, recipes: dict[str, list[str]] | None = None) -> None:
     print("\n| option | seeds | dev nDCG@10 | Δ [95% CI] | Holm p |"
           + (" verdict |" if verdicts else "") + " grad texts × baseline | fit × baseline |")
     print("|---|--:|--:|---|--:|" + ("---|" if verdicts else "") + "--:|--:|")
+    # a one-seed row: its CI and p take the baseline's seed noise in (one_seed_test), and Holm
+    # is redone over every option with these p-values
+    if base is not None and int(base["n_seeds"]) > 1:
+        for r in rows:
+            if r["baseline"] != "True" and int(r["n_seeds"]) == 1 and r["se_queries"]:
+                low, high, p = one_seed_test(float(r["delta"]), float(r["se_queries"]),
+                                             float(base["std"]), int(base["n_seeds"]))
+                r.update(ci_low=str(low), ci_high=str(high), p=str(p), one_seed="True")
+        from hnm.compare.power import holm
+        options_ = [r for r in rows if r["baseline"] != "True"]
+        for r, q in zip(options_, holm([float(r["p"]) if r["p"] else None for r in options_])):
+            r["p_holm"] = "" if q is None else str(q)
     for r in rows:
         if r["baseline"] == "True":
             print(f"| baseline (`hnm train`) | {r['n_seeds']} | {float(r['mean']):.4f} | "
                   "baseline | |" + (" |" if verdicts else "") + " 1.00 | 1.00 |")
             continue
         below = r["ci_high"] != "" and float(r["ci_high"]) < 0 and float(r["p_holm"]) < 0.05
-        verdict = f" {'**below the baseline**' if below else 'not below'} |" if verdicts else ""
+        said = ("**below the baseline**" if below else
+                "can't tell (1 seed)" if r.get("one_seed") else "not below")
+        verdict = f" {said} |" if verdicts else ""
         fit = r.get("compute:fit × baseline") or ""
         print(f"| `{r['group']}` | {r['n_seeds']} | {float(r['mean']):.4f} | "
               f"{float(r['delta']):+.4f} [{float(r['ci_low']):+.4f}, {float(r['ci_high']):+.4f}]"
-              f" | {float(r['p_holm']):.3f} |{verdict} {grad(r)} | "
+              + ("†" if r.get("one_seed") else "")
+              + f" | {float(r['p_holm']):.3f} |{verdict} {grad(r)} | "
               f"{fit and f'{float(fit):.2f}'} |")
     for option, message in sorted(refused.items()):
         args = recipes[option] if recipes else overrides(option)
@@ -119,6 +151,11 @@ def table(out: Path, recipes: dict[str, list[str]] | None = None) -> None:
         cells = [f"`{' '.join(args)}`", "–", "–", f"refuses to start: {why}", "",
                  *([""] if verdicts else []), "", ""]
         print("| " + " | ".join(cells) + " |")
+    if any(r.get("one_seed") for r in rows):
+        print(f"\n† one seed: Δ is that seed against the baseline's mean; the CI and p add the "
+              f"seed noise the baseline's {base['n_seeds']} seeds show (sd "
+              f"{float(base['std']):.4f}) to the test over queries, t with "
+              f"{int(base['n_seeds']) - 1} df.")
     print(f"\n(comparison: {cmp})")
 
 

@@ -124,7 +124,7 @@ class RS2Sampler(ModelFreeSampler):
             f"({epochs} epoch(s) of {self.subset_size}, sampler.fraction={self.fraction:g}), "
             f"{len(self) * epochs} steps, where a run without it trains more under the same "
             "trainer limits: a comparison would measure the shorter budget, not RS2 (with its "
-            "defaults in the default experiment, 4 steps against 32, it scored -0.0275 nDCG@10 "
+            "defaults in the default experiment, 4 steps against 32, it scored -0.0274 nDCG@10 "
             "against the baseline on stdlib_code's dev split). Set "
             f"trainer.max_epochs={self.epochs_per_pass} for one pass over the pairs, or "
             "sampler.partial_pass=true for the paper's reduced-budget setting and give the "

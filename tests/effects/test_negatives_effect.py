@@ -146,7 +146,7 @@ def test_mochi_adds_synthetic_negatives_from_the_first_step(fits) -> None:
     mochi = fits("mochi", ["+negatives=mochi"])
     same_batches(mochi, base)
     assert all(s.extra == 0 for s in base.steps)
-    assert all(s.extra == 16 + 8 for s in mochi.steps)       # n_mix + n_query_mix per query
+    assert all(s.extra == 4 for s in mochi.steps)            # n_mix (+ n_query_mix=0) per query
     assert mochi.losses[0] > base.losses[0] + 1e-4           # more negatives: a higher loss
     assert mochi.run.module.strategies[0].effect() == {
         "synthetic_negatives": float(sum(s.batch_size * s.extra for s in mochi.steps))}

@@ -90,11 +90,13 @@ def one_seed_test(delta: float, se_queries: float, base_sd: float,
     assumed): ``se² = se_queries² + sd_b²·(1 + 1/k_b)``, t with ``k_b - 1`` degrees of
     freedom (the seed variance's; conservative)."""
     from scipy import stats
+
+    from hnm.compare.power import ALPHA
     se = math.sqrt(se_queries ** 2 + base_sd ** 2 * (1 + 1 / base_seeds))
     df = max(base_seeds - 1, 1)
     if se == 0:
         return delta, delta, 1.0 if delta == 0 else 0.0
-    half = float(stats.t.ppf(0.975, df)) * se
+    half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se
     return delta - half, delta + half, float(2 * stats.t.sf(abs(delta) / se, df))
 
 

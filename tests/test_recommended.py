@@ -7,22 +7,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from hnm.catalog import canonical_overrides, conf_root
+from hnm.compare.runs import flatten as flat
 
 
 def composed(overrides: list[str]) -> dict:
     with initialize_config_dir(str(conf_root()), version_base=None):
         cfg = compose("train", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
-
-
-def flat(d: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def test_the_recipe_changes_only_the_sampler_and_the_learning_rate() -> None:

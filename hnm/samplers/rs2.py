@@ -120,7 +120,7 @@ class RS2Sampler(ModelFreeSampler):
         if self.partial_pass or trained >= self.n:
             return
         raise ConfigError(
-            f"+sampler=rs2 trains {min(trained, self.n)} of the {self.n} pairs in this run "
+            f"+sampler=rs2 trains {trained} of the {self.n} pairs in this run "
             f"({epochs} epoch(s) of {self.subset_size}, sampler.fraction={self.fraction:g}), "
             f"{len(self) * epochs} steps, where a run without it trains more under the same "
             "trainer limits: a comparison would measure the shorter budget, not RS2 (with its "

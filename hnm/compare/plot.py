@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hnm.compare.grouping import Group
-from hnm.compare.power import TEST
+from hnm.compare.power import TEST, TEST_ONE_SEED
 from hnm.compare.render import format_p, shorten
 from hnm.compare.summary import SummaryRow
 
@@ -60,7 +60,8 @@ def forest_panel(ax, rows: Sequence[SummaryRow], metric: str, stage: str, split:
         ax.plot([res.ci_low, res.ci_high], [y, y], color=color, lw=2.5, solid_capstyle="butt")
         ax.plot([res.delta], [y], "o", color=color, ms=7, zorder=4)
         xs += [res.ci_low, res.ci_high]
-        name = "t (queries+seeds)" if res.test == TEST else "t (queries only†)"
+        name = ("t (queries+seeds)" if res.test == TEST else
+                "t (queries+seeds‡)" if res.test == TEST_ONE_SEED else "t (queries only†)")
         text = (f"{res.delta:+.4f}  {name} {_p_text(res.p)}"
                 + (f", Holm {_p_text(t.p_holm)}" if t.p_holm is not None and
                    len(others) > 1 else "") + (f"\nMDE {res.mde:.4f}" if math.isfinite(res.mde)

@@ -11,15 +11,23 @@ never sees them and is too confident (with MiniLM's run-to-run spread on ``stdli
 query-only paired t-test finds a difference in 17–39% of comparisons of identical strategies
 at α = 0.05). The variance of the mean difference is therefore
 
-    Var(Δ̂) = Var_q(d̄) / n  +  Var(c̄_group − c̄_baseline)
+    Var(Δ̂) = σ_a² / n  +  Var(run-mean difference) / k
 
-with the second part estimated from the runs' mean metrics: from the per-seed differences when
-both groups ran the same seeds (paired; a seed draws the same training pairs for every group),
-else from each group's spread of run means; in both cases less the part the per-query noise
-explains. The t statistic uses Welch–Satterthwaite degrees of freedom, so three seeds give a
-wide interval when seed luck dominates and nearly the query-level one when it does not. With
-one seed in a group the seed part cannot be estimated: the test is then over queries only and
-says so.
+where ``σ_a²/n`` is the part more seeds do not reduce (the queries' own spread of the true
+difference: ``Var_q(d̄)/n`` less the per-query training noise ``(w_g/k_g + w_b/k_b)/n``, with
+``w`` a group's mean variance across seeds) and the second part is estimated from the runs'
+mean metrics, per-query noise and seed luck together: from the per-seed differences when both
+groups ran the same seeds (paired; a seed draws the same training pairs for every group), else
+from each group's spread of run means. The t statistic uses Welch–Satterthwaite degrees of
+freedom over these parts, so three seeds give a wide interval when seed luck dominates and
+nearly the query-level one when the queries' spread does. The run-level part is used as
+estimated, never first reduced by the per-query noise and floored at zero: that variant let a
+2-df variance estimate fall to 0 by chance, the degrees of freedom jump to the queries' and
+found a difference between identical strategies 9–11% of the time at α = 0.05 where a seed's
+luck dominates (``tests/compare/test_power.py``). With one seed in a group its run-level
+variance is taken from the other group's runs (equal seed variance: ``v·(1/k_g + 1/k_b)``,
+with that group's ``k − 1`` df), and the test says so; with one seed in both groups it cannot
+be estimated at all: the test is then over queries only and says so.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ ALPHA = 0.05
 POWER = 0.8
 TEST = "t-test over queries and seeds"
 TEST_QUERIES_ONLY = "paired t-test over queries (1 seed: seed variation not estimated)"
+TEST_ONE_SEED = ("t-test over queries and seeds (a 1-seed group: its seed variation taken from "
+                 "the other group's seeds)")
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,11 @@ class TwoLevel:
         delta: mean over queries of the seed-averaged per-query difference.
         se, df: its standard error (queries and seeds) and Welch–Satterthwaite df.
         p, ci_low, ci_high: two-sided p-value and 95% interval of ``delta``.
-        se_queries, se_seeds: the two parts of ``se`` (``se² = se_queries² + se_seeds²``).
-        test: :data:`TEST`, or :data:`TEST_QUERIES_ONLY` when a group has one seed.
+        se_queries, se_seeds: the two parts of ``se`` (``se² = se_queries² + se_seeds²``):
+            the queries' own spread (more seeds do not reduce it) and the runs' (with one
+            seed in both groups, ``se_queries`` is the whole test over queries).
+        test: :data:`TEST`; :data:`TEST_ONE_SEED` when one group has one seed (its seed
+            variance borrowed from the other's); :data:`TEST_QUERIES_ONLY` when both have one.
         mde: the smallest difference this design detects with 80% power at α = 0.05.
         seeds_needed: seeds per group that would detect ``delta`` (None: see ``seeds_note``).
         n, seeds: queries and (group, baseline) seeds used.
@@ -113,19 +126,30 @@ def two_level(group: Sequence[Mapping[str, float]], base: Sequence[Mapping[str, 
     delta = float(d.mean())
     var_q = float(d.var(ddof=1)) / n
     wg, wb = _within(g), _within(b)
-    parts: list[tuple[float, float]] = [(var_q, n - 1)]  # (variance, df) pieces
+    if min(kg, kb) == 1 < max(kg, kb):  # a one-seed group: its runs' noise taken as the other's
+        wg = wb = max(wg, wb)
+    # the part more seeds do not reduce (the queries' own spread of the true difference)
+    fixed = max(0.0, var_q - (wg / kg + wb / kb) / n)
+    parts: list[tuple[float, float]] = [(fixed, n - 1)]  # (variance, df) pieces
     paired = paired and kg == kb and kg > 1
     if paired:
         per_seed = g.mean(axis=1) - b.mean(axis=1)
-        shift = max(0.0, float(per_seed.var(ddof=1)) - (wg + wb) / n)
-        parts.append((shift / kg, kg - 1))
-        future_shift = shift
+        v = float(per_seed.var(ddof=1))
+        parts.append((v / kg, kg - 1))
+        future_shift = max(0.0, v - (wg + wb) / n)
     elif kg > 1 and kb > 1:
-        sg = max(0.0, float(g.mean(axis=1).var(ddof=1)) - wg / n)
-        sb = max(0.0, float(b.mean(axis=1).var(ddof=1)) - wb / n)
-        parts += [(sg / kg, kg - 1), (sb / kb, kb - 1)]
-        future_shift = sg + sb
+        vg, vb = float(g.mean(axis=1).var(ddof=1)), float(b.mean(axis=1).var(ddof=1))
+        parts += [(vg / kg, kg - 1), (vb / kb, kb - 1)]
+        future_shift = max(0.0, vg - wg / n) + max(0.0, vb - wb / n)
+    elif kg > 1 or kb > 1:
+        # one group has a single seed: its run carries a seed's luck no test over queries can
+        # see; take the other group's run-to-run spread as its own (equal seed variance)
+        several = g if kg > 1 else b
+        v = float(several.mean(axis=1).var(ddof=1))
+        parts.append((v * (1 / kg + 1 / kb), several.shape[0] - 1))
+        future_shift = 2 * max(0.0, v - wg / n)
     else:
+        parts = [(var_q, n - 1)]
         future_shift = float("nan")
     var = sum(v for v, _ in parts)
     se = math.sqrt(var)
@@ -140,8 +164,10 @@ def two_level(group: Sequence[Mapping[str, float]], base: Sequence[Mapping[str, 
         low, high = delta - half, delta + half
     seeds, note = _seeds_needed(delta, var_q, wg, wb, kg, kb, n, future_shift)
     return TwoLevel(delta=delta, se=se, df=df, p=p, ci_low=low, ci_high=high,
-                    se_queries=math.sqrt(var_q), se_seeds=math.sqrt(max(0.0, var - var_q)),
-                    test=TEST if math.isfinite(future_shift) else TEST_QUERIES_ONLY,
+                    se_queries=math.sqrt(parts[0][0]),
+                    se_seeds=math.sqrt(max(0.0, var - parts[0][0])),
+                    test=(TEST_QUERIES_ONLY if not math.isfinite(future_shift) else
+                          TEST if min(kg, kb) > 1 else TEST_ONE_SEED),
                     mde=_z(df) * se, seeds_needed=seeds, seeds_note=note, n=n,
                     seeds=(kg, kb), paired_seeds=paired)
 

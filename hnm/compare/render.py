@@ -19,7 +19,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from hnm.compare.compute import ComputeTable
-from hnm.compare.power import TEST
+from hnm.compare.power import TEST, TEST_ONE_SEED, TEST_QUERIES_ONLY
 from hnm.compare.summary import MetricTest, SummaryRow
 
 
@@ -56,6 +56,7 @@ def cells(row: SummaryRow, columns: Sequence[str]) -> list[str]:
     return out
 
 
+MARKS = {TEST: "", TEST_ONE_SEED: " ‡", TEST_QUERIES_ONLY: " †"}
 DELTA_HEADERS = ["#", "group", "dataset", "metric", "Δ [95% CI]", "p", "Holm p",
                  "p (queries only)", "MDE (80%)", "seeds needed", "queries", "seeds"]
 
@@ -67,7 +68,7 @@ def delta_cells(row: SummaryRow, t: MetricTest) -> list[str]:
         return [*head, t.note or "-", "-", "-", "-", "-", "-", "-", "-"]
     seeds = (str(r.seeds_needed) if r.seeds_needed is not None
              else f"- ({r.seeds_note})" if r.seeds_note else "-")
-    mark = "" if r.test == TEST else " †"  # one seed: seed variation not in the test
+    mark = MARKS.get(r.test, "")  # one seed: seed variation borrowed (‡) or not in the test (†)
     return [*head, f"{r.delta:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]{mark}",
             format_p(r.p), format_p(t.p_holm), format_p(q.p_ttest if q else None),
             _num(r.mde), seeds, str(r.n), f"{r.seeds[0]} vs {r.seeds[1]}"
@@ -81,18 +82,20 @@ def delta_rows(rows: Sequence[SummaryRow]) -> list[list[str]]:
 def delta_note(rows: Sequence[SummaryRow]) -> str:
     per_family = max((sum(1 for r in rows if not r.baseline and r.dataset == d)
                       for d in {r.dataset for r in rows}), default=0)
-    queries_only = any(t.result is not None and t.result.test != TEST
-                       for r in rows for t in r.tests.values())
+    tests = {t.result.test for r in rows for t in r.tests.values() if t.result is not None}
     return (f"Δ = group − baseline per query (each query's metric averaged over a group's "
-            f"seeds); 95% CI and p: two-sided {TEST} (the spread of the per-query differences "
-            "plus the seed-to-seed spread of the runs' means, Welch–Satterthwaite df; paired "
-            f"by seed when both groups ran the same seeds); Holm p: adjusted over the "
+            f"seeds); 95% CI and p: two-sided {TEST} (the queries' own spread of the "
+            "difference plus the spread of the runs' mean differences, Welch–Satterthwaite "
+            f"df; paired by seed when both groups ran the same seeds); Holm p: adjusted over the "
             f"{per_family} group(s) tested per metric and dataset (not across metrics); "
             "p (queries only): paired t-test over queries, conditional on these trained "
             "models; MDE: smallest Δ detectable with 80% power at α=0.05 with these seeds "
             "and queries; seeds needed: per group, to detect the observed Δ."
-            + (" †: a group has one seed, so the test is over queries only and ignores "
-               "seed-to-seed variation." if queries_only else ""))
+            + (" ‡: one group has one seed; its seed-to-seed spread is taken to be the other "
+               "group's (equal seed variance), so the CI is wide: run more seeds to narrow it."
+               if TEST_ONE_SEED in tests else "")
+            + (" †: both groups have one seed, so the test is over queries only and ignores "
+               "seed-to-seed variation." if TEST_QUERIES_ONLY in tests else ""))
 
 
 def compute_markdown(table: ComputeTable) -> list[str]:

@@ -124,11 +124,12 @@ def table(out: Path, recipes: dict[str, list[str]] | None = None) -> None:
         cells = [f"`{' '.join(args)}`", "–", "–", f"refuses to start: {why}", "",
                  *([""] if verdicts else []), "", ""]
         print("| " + " | ".join(cells) + " |")
-    if any(r.get("one_seed") for r in rows):
+    if base is not None and any(r.get("one_seed") for r in rows):
         print(f"\n† one seed: Δ is that seed against the baseline's mean; `hnm compare` takes the "
               f"seed-to-seed spread the baseline's {base['n_seeds']} seeds show as this run's too "
               f"(its CI and p: t-test over queries and seeds, {int(base['n_seeds']) - 1} df for "
-              "the seed part).")
+              "the seed part)." if int(base["n_seeds"]) > 1 else
+              "\n† one seed in the baseline too: the test is over queries only.")
     print(f"\n(comparison: {cmp})")
 
 

@@ -11,23 +11,29 @@ never sees them and is too confident (with MiniLM's run-to-run spread on ``stdli
 query-only paired t-test finds a difference in 17–39% of comparisons of identical strategies
 at α = 0.05). The variance of the mean difference is therefore
 
-    Var(Δ̂) = σ_a² / n  +  Var(run-mean difference) / k
+    Var(Δ̂) = σ_a²/n + v_d/k            (paired by seed: v_d, the per-seed differences' variance)
+    Var(Δ̂) = σ_a²/n + v_g/k_g + v_b/k_b  (otherwise: each group's variance of run means)
 
 where ``σ_a²/n`` is the part more seeds do not reduce (the queries' own spread of the true
-difference: ``Var_q(d̄)/n`` less the per-query training noise ``(w_g/k_g + w_b/k_b)/n``, with
-``w`` a group's mean variance across seeds) and the second part is estimated from the runs'
-mean metrics, per-query noise and seed luck together: from the per-seed differences when both
-groups ran the same seeds (paired; a seed draws the same training pairs for every group), else
-from each group's spread of run means. The t statistic uses Welch–Satterthwaite degrees of
-freedom over these parts, so three seeds give a wide interval when seed luck dominates and
-nearly the query-level one when the queries' spread does. The run-level part is used as
-estimated, never first reduced by the per-query noise and floored at zero: that variant let a
-2-df variance estimate fall to 0 by chance, the degrees of freedom jump to the queries' and
-found a difference between identical strategies 9–11% of the time at α = 0.05 where a seed's
-luck dominates (``tests/compare/test_power.py``). With one seed in a group its run-level
-variance is taken from the other group's runs (equal seed variance: ``v·(1/k_g + 1/k_b)``,
-with that group's ``k − 1`` df), and the test says so; with one seed in both groups it cannot
-be estimated at all: the test is then over queries only and says so.
+difference: ``Var_q(d̄)/n`` less the per-query training noise, ``w_d/(k·n)`` paired, with
+``w_d`` the difference's mean variance across seeds since the same seed draws the same
+training pairs for both groups, else ``(w_g/k_g + w_b/k_b)/n``), and the run-level parts hold
+per-query noise and seed luck together, as estimated from the runs' means. The t statistic
+uses Welch–Satterthwaite degrees of freedom over these parts, so three seeds give a wide
+interval when the runs' spread dominates and nearly the query-level one when the queries'
+spread of the true difference does (the usual case on retrieval data: per-query differences
+spread far more than run means). The run-level part is used as estimated, never first reduced
+by the per-query noise and floored at zero: that variant let a 2-df variance estimate fall to 0
+by chance, the degrees of freedom jump to the queries' and found a difference between identical
+strategies 9–11% of the time at α = 0.05 where a seed's luck dominates; and subtracting both
+groups' noise as if independent when they ran the same seeds called 12–26% of null comparisons
+significant (``tests/compare/test_power.py``). In simulations with ``stdlib_code``'s variances
+(per-query noise sd 0.07, per-query effect sd 0.03–0.13, seed shift sd 0.005, 486 queries, 3
+seeds) the test finds a difference between identical strategies 5–7% of the time. With one
+seed in a group its run-level variance is taken from the other group's runs (equal seed
+variance: ``v·(1/k_g + 1/k_b)``, with that group's ``k − 1`` df), and the test says so; with
+one seed in both groups it cannot be estimated at all: the test is then over queries only and
+says so.
 """
 
 from __future__ import annotations
@@ -133,6 +139,10 @@ def two_level(group: Sequence[Mapping[str, float]], base: Sequence[Mapping[str, 
     parts: list[tuple[float, float]] = [(fixed, n - 1)]  # (variance, df) pieces
     paired = paired and kg == kb and kg > 1
     if paired:
+        # the same seed draws the same training pairs for both groups, so their per-query
+        # noise is correlated: the noise of the difference is measured on the difference
+        wg = wb = _within(g - b) / 2
+        parts[0] = (max(0.0, var_q - (wg + wb) / (kg * n)), n - 1)
         per_seed = g.mean(axis=1) - b.mean(axis=1)
         v = float(per_seed.var(ddof=1))
         parts.append((v / kg, kg - 1))
@@ -162,7 +172,7 @@ def two_level(group: Sequence[Mapping[str, float]], base: Sequence[Mapping[str, 
         p = float(2 * stats.t.sf(abs(delta) / se, df))
         half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se
         low, high = delta - half, delta + half
-    seeds, note = _seeds_needed(delta, var_q, wg, wb, kg, kb, n, future_shift)
+    seeds, note = _seeds_needed(delta, var_q, wg, wb, kg, kb, n, future_shift, paired)
     return TwoLevel(delta=delta, se=se, df=df, p=p, ci_low=low, ci_high=high,
                     se_queries=math.sqrt(parts[0][0]),
                     se_seeds=math.sqrt(max(0.0, var - parts[0][0])),
@@ -173,17 +183,28 @@ def two_level(group: Sequence[Mapping[str, float]], base: Sequence[Mapping[str, 
 
 
 def _seeds_needed(delta: float, var_q: float, wg: float, wb: float, kg: int, kb: int, n: int,
-                  shift: float) -> tuple[int | None, str]:
+                  shift: float, paired: bool = True) -> tuple[int | None, str]:
     """Seeds per group (both groups alike) at which the expected standard error lets the test
     detect ``delta`` with 80% power: ``se²(k) = σ_a²/n + ((w_g + w_b)/n + shift)/k``, where
-    ``σ_a²/n`` is the part of the query-level variance that more seeds do not reduce."""
+    ``σ_a²/n`` is the part of the query-level variance that more seeds do not reduce, with the
+    t quantiles of the degrees of freedom that design would have (the run-level part: ``k − 1``
+    paired, ``2(k − 1)`` unpaired)."""
     if not math.isfinite(shift):
         return None, "needs 2+ seeds per group to measure seed noise"
     if delta == 0:
         return None, "observed difference is 0"
     fixed = max(0.0, var_q - (wg / kg + wb / kb) / n)
     per_seed = (wg + wb) / n + shift
-    room = delta * delta / _z(math.inf) ** 2 - fixed
-    if room <= 0:
+    if delta * delta <= _z(n - 1) ** 2 * fixed:
         return None, "not reachable by seeds: the queries' own spread hides a difference this small"
-    return max(2, math.ceil(per_seed / room)), ""
+    k = np.arange(2, 1001)
+    run = per_seed / k
+    var = fixed + run
+    denom = (fixed * fixed / (n - 1) if fixed > 0 else 0.0) + run * run / (
+        (k - 1) * (1 if paired else 2))
+    df = np.where(denom > 0, var * var / np.where(denom > 0, denom, 1.0), n - 1)
+    z = stats.t.ppf(1 - ALPHA / 2, df) + stats.t.ppf(POWER, df)
+    enough = np.flatnonzero(delta * delta >= z * z * var)
+    if not len(enough):
+        return None, "more than 1,000 seeds per group"
+    return int(k[enough[0]]), ""

@@ -52,8 +52,13 @@ def interrupts(request: StopRequest) -> Iterator[StopRequest]:
     def handler(signum: int, frame: Any) -> None:
         request.signum = request.signum or signum
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        log.warning("received %s: finishing this step, then saving a checkpoint",
-                    signal.Signals(signum).name)
+        # straight to the file descriptor, not through logging: the signal can arrive in the
+        # middle of a log record being written, and a buffered stream entered twice raises
+        try:
+            os.write(2, f"\nhnm: received {signal.Signals(signum).name}: finishing this step, "
+                        "then saving a checkpoint\n".encode())
+        except OSError:
+            pass
 
     try:
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -132,17 +132,17 @@ def two_level(group: Sequence[Mapping[str, float]], base: Sequence[Mapping[str, 
     delta = float(d.mean())
     var_q = float(d.var(ddof=1)) / n
     wg, wb = _within(g), _within(b)
-    if min(kg, kb) == 1 < max(kg, kb):  # a one-seed group: its runs' noise taken as the other's
-        wg = wb = max(wg, wb)
-    # the part more seeds do not reduce (the queries' own spread of the true difference)
-    fixed = max(0.0, var_q - (wg / kg + wb / kb) / n)
-    parts: list[tuple[float, float]] = [(fixed, n - 1)]  # (variance, df) pieces
     paired = paired and kg == kb and kg > 1
     if paired:
         # the same seed draws the same training pairs for both groups, so their per-query
         # noise is correlated: the noise of the difference is measured on the difference
         wg = wb = _within(g - b) / 2
-        parts[0] = (max(0.0, var_q - (wg + wb) / (kg * n)), n - 1)
+    elif min(kg, kb) == 1 < max(kg, kb):  # a one-seed group: its runs' noise taken as the other's
+        wg = wb = max(wg, wb)
+    # the part more seeds do not reduce (the queries' own spread of the true difference)
+    parts: list[tuple[float, float]] = [  # (variance, df) pieces
+        (max(0.0, var_q - (wg / kg + wb / kb) / n), n - 1)]
+    if paired:
         per_seed = g.mean(axis=1) - b.mean(axis=1)
         v = float(per_seed.var(ddof=1))
         parts.append((v / kg, kg - 1))
@@ -183,7 +183,7 @@ def two_level(group: Sequence[Mapping[str, float]], base: Sequence[Mapping[str, 
 
 
 def _seeds_needed(delta: float, var_q: float, wg: float, wb: float, kg: int, kb: int, n: int,
-                  shift: float, paired: bool = True) -> tuple[int | None, str]:
+                  shift: float, paired: bool) -> tuple[int | None, str]:
     """Seeds per group (both groups alike) at which the expected standard error lets the test
     detect ``delta`` with 80% power: ``se²(k) = σ_a²/n + ((w_g + w_b)/n + shift)/k``, where
     ``σ_a²/n`` is the part of the query-level variance that more seeds do not reduce, with the

@@ -25,6 +25,12 @@ declare -A ARGS=(
 # (auto picks bf16 on a CPU with bf16 hardware); INFERENCE= PRECISION= to use the defaults
 INFERENCE=${INFERENCE-encoder.inference=torch}
 PRECISION=${PRECISION-trainer.precision=32-true}
+# rows whose recipe chooses its own training precision (experiment=recommended trains
+# bf16-mixed where the hardware has it): PRECISION is not added to them
+declare -A OWN_PRECISION=([recommended]=1)
+precision_for() {  # precision_for NAME: the PRECISION override for that row ("" if its own)
+  [ -n "${OWN_PRECISION[$1]+set}" ] || echo "$PRECISION"
+}
 check_names() {  # check_names SCRIPT NAME...
   local script=$1 name; shift
   for name in "$@"; do

@@ -46,7 +46,7 @@ for seed in $SEEDS; do
       echo "=== $name rate=$rate seed=$seed start $(date +%T)"
       # shellcheck disable=SC2086
       $HNM train logger=csv eval.zero_shot=false hydra.run.dir="$dir" seed=$seed \
-        +poison=$POISON poison.rate=$rate ${ARGS[$name]} $INFERENCE $PRECISION \
+        +poison=$POISON poison.rate=$rate ${ARGS[$name]} $INFERENCE $(precision_for "$name") \
         > "$OUT/${name}_rate${rate}_s$seed.log" 2>&1 \
         || echo "=== $name rate=$rate seed=$seed FAILED (see $OUT/${name}_rate${rate}_s$seed.log)"
     done

@@ -27,7 +27,7 @@ for seed in $SEEDS; do
     [ -f "$dir/metrics.json" ] && continue          # a finished run is kept, never redone
     echo "=== $name seed=$seed start $(date +%T)"
     # shellcheck disable=SC2086
-    $HNM train group="$(basename "$OUT")" hydra.run.dir="$dir" seed=$seed ${ARGS[$name]} $INFERENCE $PRECISION $EXTRA \
+    $HNM train group="$(basename "$OUT")" hydra.run.dir="$dir" seed=$seed ${ARGS[$name]} $INFERENCE $(precision_for "$name") $EXTRA \
       > "$OUT/${name}_s$seed.log" 2>&1 || echo "=== $name seed=$seed FAILED (see $OUT/${name}_s$seed.log)"
     echo "=== $name seed=$seed end $(date +%T)"
   done

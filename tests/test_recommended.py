@@ -1,5 +1,7 @@
-"""``experiment=recommended``: exactly the recipe the README measured (TAS-Balanced batches at
-lr 5e-5) on the default experiment's budget, and a part of it replaceable from the CLI."""
+"""``experiment=recommended``: exactly the recipe the README measured (TAS-Balanced's topic-aware
+batches without mined negatives, two epochs, bf16-mixed steps where the hardware has bf16) on the
+default experiment's data, model, batch and learning rate, and a part of it replaceable from the
+CLI."""
 
 from __future__ import annotations
 
@@ -16,17 +18,20 @@ def composed(overrides: list[str]) -> dict:
     return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
 
 
-def test_the_recipe_changes_only_the_sampler_and_the_learning_rate() -> None:
+def test_the_recipe_changes_only_the_sampler_the_epochs_and_the_training_precision() -> None:
     base = flat(composed([]))
     rec = flat(composed(["experiment=recommended"]))
     tas = flat(composed(["+sampler=tas_balanced"]))
     changed = {k for k in rec.keys() | base.keys() if rec.get(k) != base.get(k)}
     sampler = {k for k in changed if k.startswith("sampler.")}
-    assert changed - sampler == {"module.lr"}
-    assert rec["module.lr"] == 5.0e-5 and base["module.lr"] == 2.0e-5
-    assert {k: rec[k] for k in sampler} == {k: tas[k] for k in sampler}
-    # the budget is the default experiment's
-    for key in ("data.max_train_pairs", "batch_size", "trainer.max_epochs", "trainer.precision",
+    assert changed - sampler == {"trainer.max_epochs", "trainer.precision"}
+    assert (rec["trainer.max_epochs"], base["trainer.max_epochs"]) == (2, 1)
+    assert (rec["trainer.precision"], base["trainer.precision"]) == ("auto", "32-true")
+    # TAS-Balanced's batches, without its mined negative
+    assert {k: rec[k] for k in sampler} == {**{k: tas[k] for k in sampler},
+                                            "sampler.num_negatives": 0}
+    # everything else is the default experiment's
+    for key in ("data.max_train_pairs", "batch_size", "module.lr", "encoder.inference",
                 "loss._target_", "dropout" if "dropout" in base else "module.dropout"):
         assert rec[key] == base[key]
 
@@ -45,8 +50,9 @@ def test_a_part_of_the_recipe_is_replaced_from_the_command_line() -> None:
 
 
 def test_the_preset_trains_through_the_cli(tmp_path, capsys) -> None:
-    """A short run of the preset (tiny encoder): it trains with TAS-Balanced batches at lr
-    5e-5, and its end-of-run line names the strategy."""
+    """A short run of the preset (tiny encoder): it trains with TAS-Balanced batches and no
+    mined negative, in the precision the hardware offers, and its end-of-run line names the
+    strategy."""
     import json
 
     from hnm.cli import main
@@ -59,7 +65,10 @@ def test_the_preset_trains_through_the_cli(tmp_path, capsys) -> None:
     context = json.loads((run / "context.json").read_text())
     assert context["strategy"] == "sampler=tas_balanced"
     config = (run / "config.yaml").read_text()
-    assert "lr: 5.0e-05" in config and "TASBalancedSampler" in config
+    assert "num_negatives: 0" in config and "TASBalancedSampler" in config
+    assert "max_epochs: 2" in config
+    # auto is resolved before the run and the resolved value recorded
+    assert ("precision: bf16-mixed" in config) or ("precision: 32-true" in config)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train/steps"] == 4
     assert "trained sampler=tas_balanced on stdlib_code (64 pairs, 4 steps)" in \

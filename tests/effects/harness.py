@@ -90,9 +90,11 @@ class Recording:
         return [s for s in self.steps if s.epoch == e]
 
 
-def compose_cfg(overrides: list[str]) -> DictConfig:
+def compose_cfg(overrides: list[str], base: list[str] | None = None) -> DictConfig:
+    """``base`` (default ``BASE``) then ``overrides``: a test of another experiment preset
+    passes a base without ``experiment=smoke``."""
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("train", overrides=[*BASE, *overrides])
+        return compose("train", overrides=[*(BASE if base is None else base), *overrides])
 
 
 def _modes(run: Any) -> dict[str, bool]:
@@ -109,7 +111,8 @@ def _modes(run: Any) -> dict[str, bool]:
 
 
 def record_fit(tmp_path: Path, overrides: list[str], data: RetrievalData | None = None,
-               probe: Any = None, prepare_run: bool = True) -> Recording:
+               probe: Any = None, prepare_run: bool = True,
+               base: list[str] | None = None) -> Recording:
     """Build the run of ``overrides`` (on ``data``, planted by default), run ``prepare`` and
     ``trainer.fit`` in ``tmp_path``, recording every training step; ``probe(run)`` is called
     inside every step and its value kept in ``Step.probe``."""
@@ -117,7 +120,7 @@ def record_fit(tmp_path: Path, overrides: list[str], data: RetrievalData | None 
 
     from hnm import train as T
 
-    cfg = compose_cfg(overrides)
+    cfg = compose_cfg(overrides, base)
     old = Path.cwd()
     os.chdir(tmp_path)
     try:

@@ -55,6 +55,12 @@ class MarginMSELoss(PartState):
             Margin-MSE plus an in-batch negatives term); 0 disables it.
         temperature: InfoNCE temperature when ``infonce_weight > 0``.
         teacher_batch_size: batch size of the teacher model's forward passes.
+        allow_self_teacher: with ``infonce_weight=0`` and teacher scores from the starting
+            model itself (``+miner=denoise`` or ``+sampler=tas_balanced`` with their default
+            guide), the run refuses to start (:func:`hnm.knobs.check`): the student starts
+            where its teacher is and learns nothing (measured: ``loss=kl +miner=denoise``
+            ended at the zero-shot model's nDCG@10 on stdlib_code dev). ``true`` runs it
+            anyway; read by the check only.
 
     Shapes: ``ctx.q`` (B, d), ``ctx.d`` (N, d), teacher scores (B, N) with NaN where unknown;
     returns a scalar (:meth:`loss_and_per_query` also the unweighted per-query losses).
@@ -84,7 +90,8 @@ class MarginMSELoss(PartState):
                  teacher_source: Literal["auto", "context", "model"] = "auto",
                  candidates: Literal["explicit", "all"] = "explicit", scale: float = 1.0,
                  teacher_scale: float = 1.0, infonce_weight: float = 0.0,
-                 temperature: float = 0.05, teacher_batch_size: int = 64) -> None:
+                 temperature: float = 0.05, teacher_batch_size: int = 64,
+                 allow_self_teacher: bool = False) -> None:
         check_choice("loss.candidates", candidates, CANDIDATE_CHOICES)
         check_range("loss.infonce_weight", infonce_weight, 0.0)
         check_range("loss.teacher_batch_size", teacher_batch_size, 1)

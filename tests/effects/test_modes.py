@@ -17,8 +17,9 @@ CONF = Path(config_dir())
 GROUPS = ("sampler", "miner", "negatives", "loss")
 # what an option needs besides itself to train in a smoke run
 NEEDS = {
-    ("loss", "margin_mse"): ["+miner=denoise"],
-    ("loss", "kl"): ["+miner=denoise"],
+    # the starting model as its own teacher is refused unless asked for
+    ("loss", "margin_mse"): ["+miner=denoise", "loss.allow_self_teacher=true"],
+    ("loss", "kl"): ["+miner=denoise", "loss.allow_self_teacher=true"],
     ("miner", "ance"): ["miner.refresh_every_n_steps=1"],
     ("miner", "ar2"): ["miner.refresh_every_n_steps=2",  # a ranker step, then a retriever step
                        "miner.ranker.model=fresh"],  # no ranker given refuses to start

@@ -84,6 +84,10 @@ def test_option_composes_and_binds(group: str, option: str) -> None:
                    if p.default is inspect.Parameter.empty
                    and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in given]
         assert not missing, f"{group}={option}: {path} lacks required arguments {missing}"
+    # as a run does (hnm.train.build): `auto` precisions resolved before the type check
+    from hnm.precision import choose
+
+    choose(cfg)
     for key in cfg:  # the run-time check of keys and value types accepts every shipped option
         if key != "hydra":
             check_node(cfg._get_node(key), str(key))

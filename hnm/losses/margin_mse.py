@@ -55,12 +55,9 @@ class MarginMSELoss(PartState):
             Margin-MSE plus an in-batch negatives term); 0 disables it.
         temperature: InfoNCE temperature when ``infonce_weight > 0``.
         teacher_batch_size: batch size of the teacher model's forward passes.
-        allow_self_teacher: with ``infonce_weight=0`` and teacher scores from the starting
-            model itself (``+miner=denoise`` or ``+sampler=tas_balanced`` with their default
-            guide), the run refuses to start (:func:`hnm.knobs.check`): the student starts
-            where its teacher is and learns nothing (measured: ``loss=kl +miner=denoise``
-            ended at the zero-shot model's nDCG@10 on stdlib_code dev). ``true`` runs it
-            anyway; read by the check only.
+        allow_self_teacher: ``true`` runs the starting model as its own teacher with
+            ``infonce_weight=0``, which is refused otherwise (why and when:
+            :func:`hnm.knobs._check_self_teacher`); read by that check only.
 
     Shapes: ``ctx.q`` (B, d), ``ctx.d`` (N, d), teacher scores (B, N) with NaN where unknown;
     returns a scalar (:meth:`loss_and_per_query` also the unweighted per-query losses).

@@ -79,16 +79,18 @@ def next_step(strategy: str, overrides: Sequence[str], metrics: Mapping[str, flo
     moved = (f"{split} nDCG@10 {before:.4f} -> {after:.4f} ({after - before:+.4f})"
              if before is not None and after is not None else
              f"{split} nDCG@10 {after:.4f}" if after is not None else "")
-    what = "in-batch negatives (the baseline)" if strategy == "baseline" else strategy
-    head = f"trained {what} on {dataset} ({pairs} pairs, {steps} steps): {moved}."
     strategic = ["sampler", "miner", "negatives", "loss", "poison"]
 
     def key(o: str) -> str:
         return o.split("=", 1)[0].lstrip("+~").split(".", 1)[0]
 
     kept = [o for o in overrides if key(o) not in ("seed", "hydra", "group")]
+    what = "in-batch negatives (the baseline)" if strategy == "baseline" else strategy
     if strategy != "baseline" and not any(key(o) in strategic for o in kept):
         strategic.append("experiment")  # the preset (experiment=recommended) is the strategy
+        presets = [o.lstrip("+") for o in kept if key(o) == "experiment"]
+        what = f"{' '.join(presets)} ({strategy})" if presets else strategy
+    head = f"trained {what} on {dataset} ({pairs} pairs, {steps} steps): {moved}."
     common = [o for o in kept if key(o) not in strategic]
     if strategy == "baseline" and len(kept) == len(common):
         return (f"{head} Next: a strategy against it, e.g. `hnm train experiment=recommended` "

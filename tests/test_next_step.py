@@ -42,4 +42,12 @@ def test_a_strategy_run_also_names_the_recommended_recipe_once() -> None:
     assert line.endswith("the recipe chosen on stdlib_code's dev split: "
                          "`hnm train experiment=recommended`.")
     line = next_step("sampler=tas_balanced", ["experiment=recommended"], M, "d", "test", 1, 1)
-    assert line.count("recommended") == 1
+    assert "the recipe chosen" not in line  # it is the recipe: no tip pointing to itself
+
+
+def test_a_preset_run_names_the_preset_it_trained() -> None:
+    line = next_step("sampler=tas_balanced", ["experiment=recommended"], M, "d", "test", 1, 1)
+    assert line.startswith("trained experiment=recommended (sampler=tas_balanced) on d ")
+    line = next_step("sampler=ngame", ["experiment=smoke", "+sampler=ngame"], M, "d", "test",
+                     1, 1)
+    assert line.startswith("trained sampler=ngame on d ")

@@ -71,5 +71,5 @@ def test_the_preset_trains_through_the_cli(tmp_path, capsys) -> None:
     assert ("precision: bf16-mixed" in config) or ("precision: 32-true" in config)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train/steps"] == 4
-    assert "trained sampler=tas_balanced on stdlib_code (64 pairs, 4 steps)" in \
+    assert "trained experiment=recommended (sampler=tas_balanced) on stdlib_code (64 pairs, 4 steps)" in \
         capsys.readouterr().out

@@ -81,9 +81,11 @@ def forest_panel(ax, rows: Sequence[SummaryRow], metric: str, stage: str, split:
             ax.text(z, 1.01, "zero-shot", transform=ax.get_xaxis_transform(), ha="center",
                     fontsize=7, color="grey")
         else:
-            ax.text(0.0 if z < lo else 1.0, 1.01, f"{'← ' if z < lo else ''}zero-shot "
+            # inside the panel's bottom corner, clear of the panel title and the rows
+            ax.text(0.006 if z < lo else 0.994, 0.03, f"{'← ' if z < lo else ''}zero-shot "
                     f"{z:+.4f}{' →' if z > hi else ''}", transform=ax.transAxes,
-                    ha="left" if z < lo else "right", fontsize=7, color="grey")
+                    ha="left" if z < lo else "right", va="bottom", fontsize=7, color="grey",
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1}, zorder=5)
     ax.set_xlim(lo, hi)
     ax.set_yticks(ys, [f"{r.number}: {shorten(r.group.label)}" for r in others], fontsize=8)
     ax.set_ylim(-0.7, len(others) - 0.3)

@@ -91,13 +91,17 @@ def quiet_libraries() -> None:
     """The commands' output holds their own lines: Lightning's console lines once (see
     :func:`lightning_logs_once`) and, unless :func:`verbose`, none of the libraries' chatter:
     Lightning's start-up INFO lines (accelerators found, its logger advertisement, "fit
-    stopped"), its ``_pytree`` deprecation warning, and the line transformers prints at import
+    stopped"), its ``_pytree`` deprecation warning, its warning about modules in eval mode
+    (hnm's own choice of modes), and the line transformers prints at import
     under ``WANDB_MODE=offline``. Progress bars of encodes are off too (``hnm.encoders``
     reads :func:`verbose`); warnings that concern the run stay."""
     lightning_logs_once()
     if verbose():
         return
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # hnm sets every model's mode itself at each step (RetrievalModule.apply_modes): frozen
+    # guides, rankers and document encoders are in eval mode on purpose
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric.utilities.rank_zero").setLevel(logging.WARNING)
     name = "transformers.integrations.integration_utils"

@@ -35,8 +35,9 @@ CONF = ROOT / "conf"
 GROUPS = ("sampler", "miner", "negatives", "loss")
 # what an option needs besides itself to train in a smoke run (as tests/effects/test_modes.py)
 NEEDS = {
-    "loss/margin_mse": ["+miner=denoise"],
-    "loss/kl": ["+miner=denoise"],
+    "loss/margin_mse": ["+miner=denoise", "loss.allow_self_teacher=true"],
+    "loss/kl": ["+miner=denoise", "loss.allow_self_teacher=true"],
+    "miner/adore": ["miner.doc_encoder=${encoder}"],
     "miner/ance": ["miner.refresh_every_n_steps=1"],
     "miner/ar2": ["miner.refresh_every_n_steps=2", "miner.ranker.model=fresh"],
     "negatives/gist": ["negatives.gist.guide=${encoder}"],

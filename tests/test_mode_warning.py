@@ -14,6 +14,7 @@ def test_a_frozen_document_encoder_starts_no_eval_mode_warning(tmp_path: Path) -
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         main(["train", "experiment=smoke", "logger=none", "+miner=adore",
+              "miner.doc_encoder='${encoder}'",
               "trainer.max_steps=1", f"hydra.run.dir={tmp_path / 'run'}"])
     assert (tmp_path / "run" / "metrics.json").is_file()
     assert not [w for w in caught if "in eval mode" in str(w.message)], \

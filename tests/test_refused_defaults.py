@@ -1,5 +1,6 @@
 """Options whose old default was measured to end below the baseline refuse to start until the
-user chooses: ``+negatives=gist`` without a guide and ``+miner=ar2`` without a ranker exit 2
+user chooses: ``+negatives=gist`` without a guide, ``+miner=ar2`` without a ranker and
+``+miner=adore`` without a trained document encoder exit 2
 through the CLI with one paragraph, before any training; the explicit opt-ins of the old
 defaults still start."""
 
@@ -54,6 +55,15 @@ def test_ar2_without_a_ranker_is_refused(tmp_path: Path, capsys) -> None:
     assert "-0.0626" in message and "chance" in message
 
 
+def test_adore_without_a_document_encoder_is_refused(tmp_path: Path, capsys) -> None:
+    message = refused(tmp_path, ["+miner=adore"], capsys)
+    assert message.startswith("+miner=adore trains the query encoder only"), message
+    assert "miner.doc_encoder is null" in message and "-0.0200" in message
+    assert "encoder.name=RUN/model +miner=adore miner.doc_encoder='${encoder}'" in message
+    assert "miner.doc_encoder='{_target_: hnm.encoders.factory.hf_encoder, name: PATH}'" \
+        in message
+
+
 def test_rs2_shorter_than_one_pass_is_refused(tmp_path: Path, capsys) -> None:
     message = refused(tmp_path, ["+sampler=rs2"], capsys)
     assert message.startswith("+sampler=rs2 trains 26 of the 256 pairs"), message
@@ -65,7 +75,8 @@ def test_rs2_shorter_than_one_pass_is_refused(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize("option", [
     ["+negatives=gist", "negatives.gist.guide='${encoder}'"],
     ["+miner=ar2", "miner.ranker.model=fresh", "miner.refresh_every_n_steps=2"],
-], ids=["gist-own-guide", "ar2-fresh-ranker"])
+    ["+miner=adore", "miner.doc_encoder='${encoder}'"],
+], ids=["gist-own-guide", "ar2-fresh-ranker", "adore-starting-doc-encoder"])
 def test_the_explicit_opt_ins_train(tmp_path: Path, capsys, option: list[str]) -> None:
     run = tmp_path / "run"
     code, err = cli(["train", *SMOKE, *option, "trainer.max_steps=4", f"hydra.run.dir={run}"],

@@ -293,7 +293,8 @@ def test_adore_retrieves_with_the_live_query_encoder_over_a_frozen_index(tmp_pat
                 "query": _digest(m.encoder),
                 "frozen": [f is m.doc_encoder for f in m.miner.frozen_models()]}
 
-    rec = record_fit(tmp_path, ["+miner=adore", "trainer.max_epochs=2", QUIET], probe=probe)
+    rec = record_fit(tmp_path, ["+miner=adore", "miner.doc_encoder='${encoder}'",
+                                "trainer.max_epochs=2", QUIET], probe=probe)
     assert_every_step_has_negatives(rec)
     first = rec.steps[0].probe
     checked = live_differs = 0

@@ -24,6 +24,7 @@ NEEDS = {
     ("miner", "ar2"): ["miner.refresh_every_n_steps=2",  # a ranker step, then a retriever step
                        "miner.ranker.model=fresh"],  # no ranker given refuses to start
     ("negatives", "gist"): ["negatives.gist.guide='${encoder}'"],  # likewise without a guide
+    ("miner", "adore"): ["miner.doc_encoder='${encoder}'"],  # and without a document encoder
     ("sampler", "rs2"): ["sampler.partial_pass=true"],  # a smoke run is shorter than one pass
 }
 

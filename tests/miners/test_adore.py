@@ -7,11 +7,13 @@ import copy
 
 import lightning as L
 import numpy as np
+import pytest
 import torch
 
 from hnm.data.datamodule import RetrievalDataModule
 from hnm.data.dataset import TrainPairs
 from hnm.encoders import embed_fn, tiny_encoder
+from hnm.errors import ConfigError
 from hnm.losses.infonce import InfoNCELoss
 from hnm.miners.adore import AdoreMiner
 from hnm.modules.retrieval import RetrievalModule
@@ -38,7 +40,8 @@ def brute_force(q_model, d_model, pairs: TrainPairs, qids: list[str], k: int = K
 def setup(tiny_model):
     pairs = TrainPairs.from_split(make_data(), "train")
     encoder = copy.deepcopy(tiny_model)
-    miner = AdoreMiner(num_negatives=K, range_max=None, verbose=False, teacher_scores=True)
+    miner = AdoreMiner(doc_encoder=copy.deepcopy(tiny_model), num_negatives=K, range_max=None,
+                       verbose=False, teacher_scores=True)
     f = embed_fn(encoder, progress=False)
     miner.mine(pairs.data, pairs, f, f)
     module = RetrievalModule(encoder, InfoNCELoss(), pairs, miner=miner, lr=1e-2)
@@ -104,10 +107,36 @@ def test_training_updates_only_the_query_encoder(tiny_model) -> None:
 
 def test_without_a_module_the_starting_pool_is_used(tiny_model) -> None:
     pairs = TrainPairs.from_split(make_data(), "train")
-    miner = AdoreMiner(num_negatives=K, range_max=None, verbose=False)
+    miner = AdoreMiner(doc_encoder=tiny_model, num_negatives=K, range_max=None, verbose=False)
     f = embed_fn(tiny_model, progress=False)
     miner.mine(pairs.data, pairs, f, f)
     neg, teacher = miner.negatives([0, 1], 0, 0)
     assert teacher is None
     assert dict(zip(pairs.qids[:2], neg)) == brute_force(tiny_model, tiny_model, pairs,
                                                          pairs.qids[:2])
+
+
+def test_a_trained_document_encoder_builds_the_index(tiny_model) -> None:
+    """A document encoder other than the starting one (the paper's trained STAR): the fixed
+    index holds its embeddings, not the starting encoder's that the first mining is given."""
+    pairs = TrainPairs.from_split(make_data(), "train")
+    encoder, doc = copy.deepcopy(tiny_model), tiny_encoder(seed=1)
+    miner = AdoreMiner(doc_encoder=doc, num_negatives=K, range_max=None, verbose=False)
+    module = RetrievalModule(encoder, InfoNCELoss(), pairs, miner=miner, lr=1e-2)
+    assert module.doc_encoder is doc and not any(p.requires_grad for p in doc.parameters())
+    f = embed_fn(encoder, progress=False)
+    miner.mine(pairs.data, pairs, f, f)  # the run's first mining passes the starting encoder
+    want = embed_fn(doc, progress=False)([pairs.data.doc_text(x) for x in pairs.data.corpus])
+    np.testing.assert_allclose(miner.index.docs, want, atol=1e-5)
+    neg, _ = miner.negatives([0, 3], 0, 0)
+    qids = [pairs.qids[0], pairs.qids[3]]
+    assert dict(zip(qids, neg)) == brute_force(encoder, doc, pairs, qids)
+
+
+def test_no_document_encoder_or_another_size_is_refused(tiny_model) -> None:
+    with pytest.raises(ConfigError, match=r"miner\.doc_encoder is null"):
+        AdoreMiner(num_negatives=K)
+    pairs = TrainPairs.from_split(make_data(), "train")
+    miner = AdoreMiner(doc_encoder=tiny_encoder(hidden_size=16, seed=1), num_negatives=K)
+    with pytest.raises(ConfigError, match="same embedding size"):
+        RetrievalModule(copy.deepcopy(tiny_model), InfoNCELoss(), pairs, miner=miner)

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from hnm.errors import ConfigError, check_range
 from hnm.miners.base import MinerBase
@@ -36,11 +35,10 @@ NO_DOC_ENCODER = (
 class AdoreMiner(MinerBase):
     """Dynamic hard negatives: the query encoder trains, the document index stays fixed.
 
-    Before training the corpus is encoded once and indexed (the document encoder is the
-    starting model, frozen). The miner declares a frozen deep copy of the starting encoder as
-    the training module's ``doc_encoder`` (:meth:`models`), so positives and negatives are
-    embedded by the same frozen encoder that built the index and only the query encoder
-    receives gradients. At every training step the batch's queries are embedded with the
+    Before training the corpus is encoded once and indexed with the given document encoder
+    (``doc_encoder``, frozen). The miner declares it as the training module's ``doc_encoder``
+    (:meth:`models`), so positives and negatives are embedded by the same frozen encoder that
+    built the index and only the query encoder receives gradients. At every training step the batch's queries are embedded with the
     *current* query encoder (no gradient), the fixed index is searched, known positives are
     excluded and the shared filters of :class:`~hnm.miners.base.MinerBase` apply (rank window,
     margins, ``top``/``random``); the result replaces those queries' pools and their negatives
@@ -67,9 +65,8 @@ class AdoreMiner(MinerBase):
     to start (:data:`NO_DOC_ENCODER`), since the starting model's own document side, frozen,
     scored below the baseline on every seed (the paper freezes a document encoder already
     trained on the data). ``miner.doc_encoder='${encoder}'`` gives a fresh frozen copy of the
-    run's starting encoder (the paper's pipeline when ``encoder`` is a model trained first).
-    When it differs from the starting encoder the fixed index is built with it, not with the
-    starting weights.
+    run's starting encoder (the paper's pipeline when ``encoder`` is a model trained first);
+    the very object being trained is replaced by a frozen deep copy.
 
     Args:
         doc_encoder: the frozen document encoder (a SentenceTransformer with the query
@@ -95,19 +92,20 @@ class AdoreMiner(MinerBase):
         self.batch_size = int(batch_size)
         self._embed_query: EmbedFn | None = None
         self._doc_encoder: Any = doc_encoder
-        self._own_index = False  # the document encoder's weights differ from the starting ones
         self.step_stats: dict[str, float] = {}
         self.counters["queries_retrieved_live"] = 0
 
     # -- setup ------------------------------------------------------------------------------
     def mine(self, data: Any, pairs: Any, embed_queries: EmbedFn,
              embed_docs: EmbedFn) -> dict[str, float]:
-        """Build the fixed document index with the frozen document encoder (and a first pool
-        for the starting query encoder)."""
-        if self._own_index:
-            from hnm.cache import frozen_embed_fn
+        """Build the fixed document index with the frozen document encoder, never with the
+        ``embed_docs`` given (the starting weights; through the embedding cache, whose key
+        holds the weights and settings, a copy of the starting encoder is served its
+        embeddings), and a first pool for the starting query encoder."""
+        from hnm.cache import frozen_embed_fn
 
-            embed_docs = frozen_embed_fn(self._doc_encoder, self.batch_size, progress=False)
+        del embed_docs
+        embed_docs = frozen_embed_fn(self._doc_encoder, self.batch_size, progress=False)
         stats = super().mine(data, pairs, embed_queries, embed_docs)
         self.pool = _widen(self.pool, self.search_k)
         self.pos_scores = np.asarray(self.pos_scores, dtype=np.float32).copy()
@@ -127,10 +125,6 @@ class AdoreMiner(MinerBase):
             raise ConfigError(f"miner.doc_encoder embeds in {dims[1]} dimensions, the encoder "
                               f"being trained in {dims[0]}; ADORE scores queries against its "
                               "documents, so both need the same embedding size")
-        own = dict(doc.named_parameters())
-        self._own_index = set(own) != {n for n, _ in encoder.named_parameters()} or any(
-            not torch.equal(p.detach().cpu(), own[n].detach().cpu())
-            for n, p in encoder.named_parameters())
         doc.eval()
         for p in doc.parameters():
             p.requires_grad_(False)

@@ -40,11 +40,12 @@ def brute_force(q_model, d_model, pairs: TrainPairs, qids: list[str], k: int = K
 def setup(tiny_model):
     pairs = TrainPairs.from_split(make_data(), "train")
     encoder = copy.deepcopy(tiny_model)
-    miner = AdoreMiner(doc_encoder=copy.deepcopy(tiny_model), num_negatives=K, range_max=None,
-                       verbose=False, teacher_scores=True)
+    miner = AdoreMiner(doc_encoder=encoder, num_negatives=K, range_max=None, verbose=False,
+                       teacher_scores=True)
+    # as hnm train: the module (and its frozen document encoder) first, then the first mining
+    module = RetrievalModule(encoder, InfoNCELoss(), pairs, miner=miner, lr=1e-2)
     f = embed_fn(encoder, progress=False)
     miner.mine(pairs.data, pairs, f, f)
-    module = RetrievalModule(encoder, InfoNCELoss(), pairs, miner=miner, lr=1e-2)
     return miner, module, pairs
 
 

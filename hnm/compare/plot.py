@@ -82,7 +82,7 @@ def forest_panel(ax, rows: Sequence[SummaryRow], metric: str, stage: str, split:
                     fontsize=7, color="grey")
         else:
             # inside the panel's bottom corner, clear of the panel title and the rows
-            ax.text(0.006 if z < lo else 0.994, 0.008, f"{'← ' if z < lo else ''}zero-shot "
+            ax.text(0.006 if z < lo else 0.994, 0.02, f"{'← ' if z < lo else ''}zero-shot "
                     f"{z:+.4f}{' →' if z > hi else ''}", transform=ax.transAxes,
                     ha="left" if z < lo else "right", va="bottom", fontsize=7, color="grey",
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 1}, zorder=5)

@@ -86,10 +86,14 @@ def next_step(strategy: str, overrides: Sequence[str], metrics: Mapping[str, flo
 
     kept = [o for o in overrides if key(o) not in ("seed", "hydra", "group")]
     what = "in-batch negatives (the baseline)" if strategy == "baseline" else strategy
+    presets = [o.lstrip("+") for o in kept if key(o) == "experiment"]
+    # a strategy group the command line did not choose came from the preset: name it
+    chosen = {key(o) for o in kept}
+    if presets and strategy != "baseline" and any(
+            part.split("=", 1)[0] not in chosen for part in strategy.split("+")):
+        what = f"{' '.join(presets)} ({strategy})"
     if strategy != "baseline" and not any(key(o) in strategic for o in kept):
         strategic.append("experiment")  # the preset (experiment=recommended) is the strategy
-        presets = [o.lstrip("+") for o in kept if key(o) == "experiment"]
-        what = f"{' '.join(presets)} ({strategy})" if presets else strategy
     head = f"trained {what} on {dataset} ({pairs} pairs, {steps} steps): {moved}."
     common = [o for o in kept if key(o) not in strategic]
     if strategy == "baseline" and len(kept) == len(common):

@@ -51,3 +51,9 @@ def test_a_preset_run_names_the_preset_it_trained() -> None:
     line = next_step("sampler=ngame", ["experiment=smoke", "+sampler=ngame"], M, "d", "test",
                      1, 1)
     assert line.startswith("trained sampler=ngame on d ")
+
+
+def test_a_preset_with_a_strategy_knob_still_names_the_preset() -> None:
+    line = next_step("sampler=tas_balanced", ["experiment=recommended", "loss.temperature=0.05"],
+                     M, "d", "test", 1, 1)
+    assert line.startswith("trained experiment=recommended (sampler=tas_balanced) on d ")

@@ -38,10 +38,10 @@ class AdoreMiner(MinerBase):
     Before training the corpus is encoded once and indexed with the given document encoder
     (``doc_encoder``, frozen). The miner declares it as the training module's ``doc_encoder``
     (:meth:`models`), so positives and negatives are embedded by the same frozen encoder that
-    built the index and only the query encoder receives gradients. At every training step the batch's queries are embedded with the
-    *current* query encoder (no gradient), the fixed index is searched, known positives are
-    excluded and the shared filters of :class:`~hnm.miners.base.MinerBase` apply (rank window,
-    margins, ``top``/``random``); the result replaces those queries' pools and their negatives
+    built the index and only the query encoder receives gradients. At every training step the
+    batch's queries are embedded with the *current* query encoder (no gradient), the fixed
+    index is searched, known positives are excluded and the shared filters of
+    :class:`~hnm.miners.base.MinerBase` apply (rank window, margins, ``top``/``random``); the result replaces those queries' pools and their negatives
     are handed out. The miner's scores (current query · frozen document) are available as
     teacher scores. ADORE goes through the shared pipeline: the first pass is the shared
     mining, and each step's re-retrieval passes the same rank window and filters before the
@@ -58,8 +58,9 @@ class AdoreMiner(MinerBase):
     LambdaLoss-style listwise loss on the top-200 retrieved documents and starts from a
     trained (STAR) model; here the negatives feed whichever loss is configured (with in-batch
     negatives, all embedded by the frozen document encoder), and the trained model is the
-    user's to give (``miner.doc_encoder``, and ``encoder`` for the query side). Evaluation after training embeds the corpus with the frozen document encoder and
-    the queries with the trained one, and the run saves both (``model/`` and ``doc_model/``).
+    user's to give (``miner.doc_encoder``, and ``encoder`` for the query side). Evaluation
+    after training embeds the corpus with the frozen document encoder and the queries with
+    the trained one, and the run saves both (``model/`` and ``doc_model/``).
 
     The document encoder is given (``doc_encoder``): the YAML's ``doc_encoder: null`` refuses
     to start (:data:`NO_DOC_ENCODER`), since the starting model's own document side, frozen,
@@ -104,9 +105,8 @@ class AdoreMiner(MinerBase):
         embeddings), and a first pool for the starting query encoder."""
         from hnm.cache import frozen_embed_fn
 
-        del embed_docs
-        embed_docs = frozen_embed_fn(self._doc_encoder, self.batch_size, progress=False)
-        stats = super().mine(data, pairs, embed_queries, embed_docs)
+        index_docs = frozen_embed_fn(self._doc_encoder, self.batch_size, progress=False)
+        stats = super().mine(data, pairs, embed_queries, index_docs)
         self.pool = _widen(self.pool, self.search_k)
         self.pos_scores = np.asarray(self.pos_scores, dtype=np.float32).copy()
         return stats

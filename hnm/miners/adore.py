@@ -41,8 +41,8 @@ class AdoreMiner(MinerBase):
     built the index and only the query encoder receives gradients. At every training step the
     batch's queries are embedded with the *current* query encoder (no gradient), the fixed
     index is searched, known positives are excluded and the shared filters of
-    :class:`~hnm.miners.base.MinerBase` apply (rank window, margins, ``top``/``random``); the result replaces those queries' pools and their negatives
-    are handed out. The miner's scores (current query · frozen document) are available as
+    :class:`~hnm.miners.base.MinerBase` apply (rank window, margins, ``top``/``random``);
+    the result replaces those queries' pools and their negatives are handed out. The miner's scores (current query · frozen document) are available as
     teacher scores. ADORE goes through the shared pipeline: the first pass is the shared
     mining, and each step's re-retrieval passes the same rank window and filters before the
     shared sampling, padding and counting (only the search differs: the batch's queries against

@@ -39,17 +39,18 @@ class AdoreMiner(MinerBase):
     (``doc_encoder``, frozen). The miner declares it as the training module's ``doc_encoder``
     (:meth:`models`), so positives and negatives are embedded by the same frozen encoder that
     built the index and only the query encoder receives gradients. At every training step the
-    batch's queries are embedded with the *current* query encoder (no gradient), the fixed
-    index is searched, known positives are excluded and the shared filters of
-    :class:`~hnm.miners.base.MinerBase` apply (rank window, margins, ``top``/``random``);
-    the result replaces those queries' pools and their negatives are handed out. The miner's scores (current query · frozen document) are available as
-    teacher scores. ADORE goes through the shared pipeline: the first pass is the shared
-    mining, and each step's re-retrieval passes the same rank window and filters before the
-    shared sampling, padding and counting (only the search differs: the batch's queries against
-    the fixed index). The frozen document encoder is listed by :meth:`frozen_models`, so it is
-    in eval mode at every step; :meth:`effect` adds ``queries_retrieved_live`` (query
-    retrievals with the current query encoder, summed over steps) to the shared figures, and
-    ``candidates_dropped`` sums the score filters over every step's retrieval.
+    batch's queries are embedded with the *current* query encoder (no gradient), the fixed index
+    is searched, known positives are excluded and the shared filters of
+    :class:`~hnm.miners.base.MinerBase` apply (rank window, margins, ``top``/``random``); the
+    result replaces those queries' pools and their negatives are handed out. The miner's scores
+    (current query · frozen document) are available as teacher scores. ADORE goes through the
+    shared pipeline: the first pass is the shared mining, and each step's re-retrieval passes
+    the same rank window and filters before the shared sampling, padding and counting (only the
+    search differs: the batch's queries against the fixed index). The frozen document encoder is
+    listed by :meth:`frozen_models`, so it is in eval mode at every step; :meth:`effect` adds
+    ``queries_retrieved_live`` (query retrievals with the current query encoder, summed over
+    steps) to the shared figures, and ``candidates_dropped`` sums the score filters over every
+    step's retrieval.
 
     Implements ADORE (Zhan et al., SIGIR 2021, "Optimizing Dense Retrieval Model Training with
     Hard Negatives"): with fixed document embeddings, retrieval with the current query encoder

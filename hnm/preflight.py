@@ -9,7 +9,9 @@ another run's folder included. :class:`Preflight` (a Hydra callback, listed in
 - the output folder holds no run already (``.hydra/``, ``status.json``, ``metrics.json``,
   ``model/``, ``checkpoints/``, ``multirun.yaml``), unless it is the run that ``resume=``
   continues in place, which must not have finished (:mod:`hnm.run_folders`; checked by rank 0
-  only: the other ranks of a multi-device run join the folder it made);
+  only: the other ranks of a multi-device run join the folder it made); a start refused
+  there for a user error that made nothing does not count: once every check has passed, its
+  files move into a ``refused_start_<time>/`` folder inside it, unchanged;
 - ``resume=`` names a checkpoint that exists;
 - every knob's type and range (:mod:`hnm.knobs`), before torch, Lightning or transformers are
   imported; for ``hnm eval model=RUN`` also with the run folder's settings, whose ``_target_``s
@@ -41,6 +43,8 @@ from hnm.run_folders import (
     path_of,
     rank,
     refuse_if_run,
+    refused_start,
+    set_aside_refused_start,
 )
 
 
@@ -75,10 +79,11 @@ def check_run(cfg: DictConfig) -> None:
 
     task = str(cfg.get("task_name") or "")
     out = path_of(cfg, "hydra.run.dir")
+    aside = False
     if out is not None and rank() == 0:  # other ranks join the folder rank 0 checked
         if task == "train" and cfg.get("resume"):
             check_resume(cfg, out)
-        else:
+        elif not (aside := refused_start(out)):
             refuse_if_run(out)
     if task in ("train", "mine"):
         check_given(cfg)
@@ -88,6 +93,10 @@ def check_run(cfg: DictConfig) -> None:
         check_eval(cfg)
     if task == "mine":
         check_mine_output(cfg, out)
+    if aside and out is not None:  # every check passed: this start goes ahead
+        moved = set_aside_refused_start(out)
+        print(f"hnm: {out} held a start refused for a user error, which made nothing; its "
+              f"files moved to {moved}", file=sys.stderr, flush=True)
 
 
 def check_sweep(cfg: DictConfig) -> None:

@@ -18,6 +18,8 @@ from omegaconf import DictConfig
 from hnm.errors import ConfigError
 
 RUN_FILES = (".hydra", "status.json", "metrics.json", "model", "checkpoints", "multirun.yaml")
+# what a start refused after Hydra made its folder leaves there (nothing else is moved)
+START_FILES = (".hydra", "status.json", "train.log", "eval.log", "mine.log", "wandb")
 
 
 def rank() -> int:
@@ -51,6 +53,37 @@ def refuse_if_run(folder: Path, key: str = "hydra.run.dir") -> None:
                       f"{f'; status {state}' if state else ''}); hnm never overwrites a run's "
                       f"outputs nor writes into another run's folder. Choose a new folder, or "
                       f"leave {key} out for a new timestamped one{hint}")
+
+
+def refused_start(folder: Path) -> bool:
+    """``folder`` holds only a start that was refused (a user error: a knob checked when the
+    parts are built, not before) and made nothing: no metrics, model, checkpoint or sweep.
+    Such a folder does not block the corrected command (:func:`set_aside_refused_start`); a
+    start that failed on a bug does, its log being evidence to read where it was written."""
+    if any((folder / name).exists() for name in RUN_FILES[2:]):
+        return False
+    from hnm.runinfo import read_status
+
+    status = read_status(folder) or {}
+    return status.get("state") == "failed" and status.get("user_error") is True
+
+
+def set_aside_refused_start(folder: Path) -> Path:
+    """Move a refused start's files (:data:`START_FILES`) into a new ``refused_start_<time>``
+    folder inside ``folder``, unchanged, so that a new run can start there; returns it."""
+    from hnm.runinfo import read_status
+
+    when = str((read_status(folder) or {}).get("updated", ""))[:19]
+    stamp = "".join(c for c in when if c.isdigit() or c == "T").replace("T", "-") or "unknown"
+    dest, n = folder / f"refused_start_{stamp}", 1
+    while dest.exists():
+        n += 1
+        dest = folder / f"refused_start_{stamp}_{n}"
+    dest.mkdir()
+    for name in START_FILES:
+        if (folder / name).exists():
+            (folder / name).rename(dest / name)
+    return dest
 
 
 def checkpoint_path(value: Any) -> Path:

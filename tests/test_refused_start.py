@@ -106,3 +106,57 @@ def test_a_resume_whose_checkpoint_names_a_foreign_class(tmp_path: Path, capsys)
     torch.save({"state_dict": {}, "hnm": {"config": {}, "parts": {"sampler": {"x": foreign}}}},
                folder / "checkpoints" / "last.ckpt")
     refused(["train", f"resume={folder}"], folder, "not a class defined in hnm", capsys)
+
+
+def test_a_start_refused_at_build_does_not_block_the_corrected_command(tmp_path: Path,
+                                                                       capsys) -> None:
+    """The user mistypes, hnm refuses after Hydra made the folder (a refusal at build time),
+    the user corrects the command and runs it into the same folder: it starts, and the refused
+    start's files are kept, byte for byte, in a ``refused_start_*`` folder beside the run."""
+    folder = tmp_path / "run"
+    with pytest.raises(SystemExit) as stop:
+        main(["train", *SMOKE, "+miner=adore", f"hydra.run.dir={folder}"])
+    assert stop.value.code == 2
+    assert json.loads((folder / "status.json").read_text())["user_error"] is True
+    before = checksums(folder)
+    capsys.readouterr()
+    main(["train", *SMOKE, f"hydra.run.dir={folder}"])
+    err = capsys.readouterr().err
+    kept = sorted(folder.glob("refused_start_*"))
+    assert len(kept) == 1, sorted(p.name for p in folder.iterdir())
+    assert checksums(kept[0]) == before  # the refused start's files, unchanged
+    assert f"moved to {kept[0]}" in err, err
+    assert json.loads((folder / "status.json").read_text())["state"] == "finished"
+    assert (folder / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("made", ["metrics.json", "checkpoints", "model"])
+def test_a_failed_run_that_made_something_still_refuses(tmp_path: Path, capsys, made) -> None:
+    """Only a start that made nothing is set aside: a user error later in the run, after a
+    checkpoint, a model or metrics were written, still blocks the folder."""
+    folder = finished_run(tmp_path / "run")
+    (folder / "status.json").write_text(json.dumps({"state": "failed", "user_error": True}))
+    for name in {"metrics.json", "checkpoints", "model"} - {made}:
+        target = folder / name
+        if target.is_dir():
+            import shutil
+
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    refused(["train", *SMOKE, f"hydra.run.dir={folder}"], folder, "already holds a run",
+            capsys)
+
+
+def test_a_crashed_start_is_not_set_aside(tmp_path: Path, capsys) -> None:
+    """A start that failed on a bug (``user_error`` false) is evidence to read: it blocks."""
+    folder = finished_run(tmp_path / "run")
+    (folder / "status.json").write_text(json.dumps({"state": "failed", "user_error": False}))
+    for name in ("metrics.json",):
+        (folder / name).unlink()
+    import shutil
+
+    shutil.rmtree(folder / "checkpoints")
+    shutil.rmtree(folder / "model")
+    refused(["train", *SMOKE, f"hydra.run.dir={folder}"], folder, "already holds a run",
+            capsys)

@@ -57,10 +57,14 @@ def refuse_if_run(folder: Path, key: str = "hydra.run.dir") -> None:
 
 def refused_start(folder: Path) -> bool:
     """``folder`` holds only a start that was refused (a user error: a knob checked when the
-    parts are built, not before) and made nothing: no metrics, model, checkpoint or sweep.
-    Such a folder does not block the corrected command (:func:`set_aside_refused_start`); a
-    start that failed on a bug does, its log being evidence to read where it was written."""
-    if any((folder / name).exists() for name in RUN_FILES[2:]):
+    parts are built, not before) and made nothing: no file but :data:`START_FILES` (and the
+    ``refused_start_*`` folders of earlier ones), so no metrics, model, checkpoint, evaluation
+    or sweep that a new run could overwrite. Such a folder does not block the corrected
+    command (:func:`set_aside_refused_start`); a start that failed on a bug does, its log
+    being evidence to read where it was written."""
+    if not folder.is_dir() or any(p.name not in START_FILES
+                                  and not p.name.startswith("refused_start_")
+                                  for p in folder.iterdir()):
         return False
     from hnm.runinfo import read_status
 

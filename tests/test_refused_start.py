@@ -160,3 +160,16 @@ def test_a_crashed_start_is_not_set_aside(tmp_path: Path, capsys) -> None:
     shutil.rmtree(folder / "model")
     refused(["train", *SMOKE, f"hydra.run.dir={folder}"], folder, "already holds a run",
             capsys)
+
+
+def test_a_failed_start_that_wrote_other_files_still_refuses(tmp_path: Path, capsys) -> None:
+    """A user error after the run wrote more than Hydra's files and the log (the zero-shot
+    evaluation's files, ``context.json``): the new run would overwrite them, so it blocks."""
+    folder = tmp_path / "run"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text("seed: 42\n")
+    (folder / "train.log").write_text("the run's log\n")
+    (folder / "context.json").write_text("{}")
+    (folder / "status.json").write_text(json.dumps({"state": "failed", "user_error": True}))
+    refused(["train", *SMOKE, f"hydra.run.dir={folder}"], folder, "already holds a run",
+            capsys)
